@@ -1,0 +1,119 @@
+"""XNAT resource catalogs (`*_catalog.xml`): reading entries, and rewriting them without losing anything.
+
+Rewrites work on the document's own text, entry by entry, so namespaces, prefixes, metaFields,
+digests, attribute order and formatting stay exactly as XNAT wrote them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from html import escape, unescape
+
+from container_app.records import CatalogEntry
+
+CATALOG_NS = "http://nrg.wustl.edu/catalog"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_ENTRY_TAG = f"{{{CATALOG_NS}}}entry"
+
+CATALOG_SUFFIX = "_catalog.xml"
+
+
+def is_catalog_name(name: str) -> bool:
+    return name.endswith(CATALOG_SUFFIX)
+
+
+def read_entries(path: str) -> tuple[CatalogEntry, ...]:
+    """The `cat:entry` elements of a catalog. Raises ET.ParseError or OSError."""
+    entries: list[CatalogEntry] = []
+    # No DTDs or entities reach here: ElementTree does not fetch external entities.
+    for _event, element in ET.iterparse(path, events=("end",)):  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
+        if element.tag == _ENTRY_TAG:
+            uri = element.get("URI")
+            if uri is not None:
+                entries.append(
+                    CatalogEntry(
+                        uri=uri,
+                        entry_id=element.get("ID"),
+                        uid=element.get("UID"),
+                        is_dcm_entry=(element.get(XSI_TYPE) or "").endswith("dcmEntry"),
+                    )
+                )
+            element.clear()
+    return tuple(entries)
+
+
+# An entry is one self-closing element or one with content; both forms appear in XNAT catalogs.
+_ENTRY_ELEMENT = re.compile(r"<(?P<prefix>[A-Za-z_][\w.-]*:)?entry\b(?P<attrs>[^>]*?)(?:/>|>.*?</(?P=prefix)?entry>)",
+                            re.DOTALL)
+_ATTRIBUTE = re.compile(r'(?P<name>[\w:.-]+)\s*=\s*(?P<q>["\'])(?P<value>.*?)(?P=q)', re.DOTALL)
+
+
+def _attribute(attrs: str, name: str) -> str | None:
+    for match in _ATTRIBUTE.finditer(attrs):
+        if match.group("name") == name:
+            return unescape(match.group("value"))
+    return None
+
+
+def _set_attribute(element: str, name: str, value: str) -> str:
+    """Replace an attribute's value in an element's text, or leave the element as it is if absent."""
+    pattern = re.compile(rf'(\s{re.escape(name)}\s*=\s*)(["\'])(.*?)\2', re.DOTALL)
+    return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{escape(value, quote=True)}{m.group(2)}", element, count=1)
+
+
+def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[str]) -> tuple[str, int, int]:
+    """Apply renames (old URI -> new name) and removals (URI) to a catalog's text.
+
+    Renamed entries get the new `URI`, `ID` and `name` (where the entry has them); removed entries
+    go, with the whitespace that led up to them. Returns the new text and the numbers of entries
+    renamed and removed.
+    """
+    renamed = removed = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal renamed, removed
+        element = match.group(0)
+        uri = _attribute(match.group("attrs"), "URI")
+        if uri is None:
+            return element
+        if uri in removals:
+            removed += 1
+            return ""
+        if uri in renames:
+            renamed += 1
+            new = renames[uri]
+            directory = uri.rsplit("/", 1)[0] + "/" if "/" in uri else ""
+            element = _set_attribute(element, "URI", directory + new)
+            element = _set_attribute(element, "ID", directory + new)
+            element = _set_attribute(element, "name", new)
+        return element
+
+    new_text = _ENTRY_ELEMENT.sub(replace, text)
+    # Drop lines left empty by removed entries.
+    new_text = re.sub(r"\n[ \t]*(?=\n)", "", new_text) if removed else new_text
+    return new_text, renamed, removed
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write via a temporary file in the same folder, flushed, then renamed over `path`."""
+    directory = os.path.dirname(path) or "."
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

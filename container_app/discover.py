@@ -1,0 +1,131 @@
+"""Finding resources under ROOT: every folder that directly holds files, with its XNAT identity.
+
+Never follows a link: symbolic links are listed as entries (and reported), never walked into.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from container_app.catalog import is_catalog_name, read_entries
+from container_app.records import Resource, ResourceIdentity
+
+_ARCHIVE_FOLDER = re.compile(r"arc\d{3}")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which resources a run surveys."""
+
+    labels: frozenset[str] = frozenset({"DICOM"})
+    all_resources: bool = False
+    since_ns: int | None = None  # only resources with something modified at or after this time
+
+    def wants(self, identity: ResourceIdentity, is_root: bool, is_xnat: bool) -> bool:
+        # A folder the user pointed at, or one outside any XNAT layout, is always surveyed.
+        if self.all_resources or is_root or not is_xnat:
+            return True
+        return identity.resource_label in self.labels
+
+
+def identity_for(root_parts: tuple[str, ...], rel_parts: tuple[str, ...], catalog_rel: str | None,
+                 catalog_project: str | None) -> tuple[ResourceIdentity, bool]:
+    """What the layout says about the resource at `rel_parts` below ROOT; and whether it is XNAT's.
+
+    `root_parts` are ROOT's own path components: an archive path such as
+    `/data/archive/P1/arc001/S1` names its project and session above ROOT.
+    """
+    parts = (*root_parts, *rel_parts)
+    project = session = scan_id = None
+    label = parts[-1] if parts else ""
+    is_xnat = catalog_rel is not None
+    if len(parts) >= 3 and parts[-3] == "SCANS":
+        scan_id, is_xnat = parts[-2], True
+        if len(rel_parts) >= 4:
+            session = parts[-4]
+    elif len(parts) >= 2 and parts[-2] == "RESOURCES":
+        is_xnat = True
+        if len(rel_parts) >= 3:
+            session = parts[-3]
+    for i, part in enumerate(parts[:-1]):
+        if _ARCHIVE_FOLDER.fullmatch(part) and i > 0:
+            project, session = parts[i - 1], parts[i + 1]
+    identity = ResourceIdentity(project=catalog_project or project, session=session, scan_id=scan_id,
+                                resource_label=label, catalog_path=catalog_rel)
+    return identity, is_xnat
+
+
+def _catalog_project(path: str) -> str | None:
+    """XNAT writes the owning project into a catalog's `PROJECT` metaField."""
+    try:
+        for _event, element in ET.iterparse(path, events=("end",)):  # noqa: S314 (see catalog.read_entries)
+            if element.tag.endswith("metaField") and element.get("name") == "PROJECT":
+                return (element.text or "").strip() or None
+            if element.tag.endswith("entries"):
+                break
+    except (ET.ParseError, OSError):
+        return None
+    return None
+
+
+def discover(root: str, selection: Selection, on_skip: Callable[[str, str], None] | None = None) -> Iterator[Resource]:
+    """Resources under `root` in a stable order (sorted walk), filtered by `selection`."""
+    root = os.path.abspath(root)
+    root_parts = tuple(p for p in root.split(os.sep) if p)
+    stack: list[tuple[str, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        directory, rel_parts = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if on_skip:
+                on_skip("/".join(rel_parts) or ".", exc.strerror or str(exc))
+            continue
+        subdirectories = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        files = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        stack.extend((e.path, (*rel_parts, e.name)) for e in reversed(subdirectories))
+        if not files:
+            continue
+        resource = _resource(directory, root_parts, rel_parts, files, selection)
+        if resource is not None:
+            yield resource
+        elif on_skip:
+            on_skip("/".join(rel_parts) or ".", "not selected")
+
+
+def _resource(directory: str, root_parts: tuple[str, ...], rel_parts: tuple[str, ...], names: list[str],
+              selection: Selection) -> Resource | None:
+    catalogs = [n for n in names if is_catalog_name(n)]
+    rel = str(PurePosixPath(*rel_parts)) if rel_parts else "."
+    catalog_name = catalogs[0] if catalogs else None
+    catalog_rel = None if catalog_name is None else (catalog_name if rel == "." else f"{rel}/{catalog_name}")
+    catalog_path = os.path.join(directory, catalog_name) if catalog_name else None
+    project = _catalog_project(catalog_path) if catalog_path else None
+    identity, is_xnat = identity_for(root_parts, rel_parts, catalog_rel, project)
+    if not selection.wants(identity, is_root=not rel_parts, is_xnat=is_xnat):
+        return None
+    files = tuple(n for n in names if n not in catalogs)
+    if selection.since_ns is not None and not _changed_since(directory, names, selection.since_ns):
+        return None
+    entries = catalog_error = None
+    if catalog_path is not None:
+        try:
+            entries = read_entries(catalog_path)
+        except (ET.ParseError, OSError) as exc:
+            catalog_error = f"{catalog_name}: {exc}"
+    return Resource(rel_path=rel, identity=identity, files=files, catalog_entries=entries, catalog_error=catalog_error)
+
+
+def _changed_since(directory: str, names: list[str], since_ns: int) -> bool:
+    try:
+        if os.stat(directory).st_mtime_ns >= since_ns:
+            return True
+        return any(os.lstat(os.path.join(directory, n)).st_mtime_ns >= since_ns for n in names)
+    except OSError:
+        return True

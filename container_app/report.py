@@ -1,0 +1,357 @@
+"""Survey reports: findings to documents, validated against the shipped schema, written atomically.
+
+The JSON report streams resource by resource (each validated against the schema's resource
+definition as it is written, the envelope at the end), so a survey of millions of files never
+holds the whole document in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources as package_data
+from typing import IO, Any
+
+import jsonschema
+from jsonschema.protocols import Validator
+
+from container_app.classify import FileFinding, ResourceFindings
+from container_app.errors import ReportError, ReportValidationError
+from container_app.records import FileStatus, Reason, RequestStatus
+
+SURVEY_REPORT = "survey-report.json"
+SURVEY_SUMMARY = "survey-summary.csv"
+CSV_COLUMNS = ("projectId", "subjectId", "experimentId", "scanId", "resourceId", "resourceLabel", "resourceUri",
+               "requestStatus", "surveyDate", "totalEntries", "totalUids", "totalDuplicates", "totalBadFiles",
+               "totalMismatchedFiles")
+
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON schema shipped in `container_app/schemas/`."""
+    text = package_data.files("container_app").joinpath("schemas", name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def validator(schema_name: str, definition: str | None = None) -> Validator:
+    """A strict validator: Draft 2020-12, formats checked, no unknown properties anywhere (the schema says so)."""
+    schema = load_schema(schema_name)
+    if definition is not None:
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate(document: Mapping[str, Any], schema_name: str, definition: str | None = None) -> None:
+    """Raise ReportValidationError with the first problem and where it is."""
+    error = jsonschema.exceptions.best_match(validator(schema_name, definition).iter_errors(document))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise ReportValidationError(f"report fails {schema_name} at {where}: {error.message}")
+
+
+def read_report(path: str, schema_name: str) -> dict[str, Any]:
+    """Load and validate a report written by this tool."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document: dict[str, Any] = json.load(handle)
+    except OSError as exc:
+        raise ReportError(f"cannot read report {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path} is not JSON: {exc}") from exc
+    try:
+        validate(document, schema_name)
+    except ReportValidationError as exc:
+        raise ReportError(f"{path} is not a valid {schema_name.split('.')[0]}: {exc}") from exc
+    return document
+
+
+# --- documents -------------------------------------------------------------------------------------
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(moment: dt.datetime) -> str:
+    return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+
+
+def rel_file_path(resource_path: str, name: str) -> str:
+    return name if resource_path == "." else f"{resource_path}/{name}"
+
+
+def _duplicate_map(findings: ResourceFindings, actionable: bool) -> dict[str, dict[str, dict[str, str]]]:
+    expected = {f.name: f.expected_name for f in findings.files}
+    result: dict[str, dict[str, dict[str, str]]] = {}
+    for group in findings.groups:
+        if group.actionable is actionable:
+            result.setdefault(group.sop_class_uid, {})[group.sop_instance_uid] = {
+                rel_file_path(findings.resource.rel_path, m): expected[m] or "" for m in group.members
+            }
+    return result
+
+
+def xnat_survey_report(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
+    """XNAT's ResourceSurveyReport for one resource, with XNAT's names, shapes and counting rules."""
+    where = findings.resource.rel_path
+    uids: dict[str, list[str]] = {}
+    for finding in findings.files:
+        pair = finding.uids
+        if pair is not None and pair[1] not in uids.setdefault(pair[0], []):
+            uids[pair[0]].append(pair[1])
+    duplicates = _duplicate_map(findings, actionable=True)
+    non_actionable = _duplicate_map(findings, actionable=False)
+    bad = [rel_file_path(where, f.name) for f in findings.files if f.status is FileStatus.BAD]
+    mismatched = {rel_file_path(where, f.name): f.expected_name or "" for f in findings.files
+                  if f.status is FileStatus.MISMATCHED}
+    return {
+        "resourceSurveyRequestId": 0,
+        "surveyDate": int(survey_date.timestamp() * 1000),
+        "totalEntries": len(findings.files),
+        "totalUids": sum(len(v) for v in uids.values()),
+        "totalBadFiles": len(bad),
+        "totalMismatchedFiles": len(mismatched),
+        "totalDuplicates": sum(len(v) for v in duplicates.values()),
+        "totalFilesInDuplicates": sum(len(m) for v in duplicates.values() for m in v.values()),
+        "totalNonActionableDuplicates": sum(len(v) for v in non_actionable.values()),
+        "totalFilesInNonActionableDuplicates": sum(len(m) for v in non_actionable.values() for m in v.values()),
+        "uids": uids,
+        "badFiles": bad,
+        "mismatchedFiles": mismatched,
+        "duplicates": duplicates,
+        "nonActionableDuplicates": non_actionable,
+    }
+
+
+def file_document(resource_path: str, finding: FileFinding) -> dict[str, Any]:
+    record = finding.record
+    document: dict[str, Any] = {
+        "path": rel_file_path(resource_path, finding.name),
+        "size": record.size,
+        "mtimeNs": record.mtime_ns,
+        "status": finding.status.value,
+        "expectedName": finding.expected_name,
+        "reasons": list(dict.fromkeys(r.value for r in finding.reasons)),
+        "sha256": finding.sha256,
+    }
+    if finding.detail:
+        document["detail"] = finding.detail
+    if finding.identifying_tags:
+        document["identifyingTags"] = list(finding.identifying_tags)
+    if finding.intact is not None:
+        document["intact"] = finding.intact
+    pair = finding.uids
+    if pair is not None:
+        document["sopClassUID"], document["sopInstanceUID"] = pair
+    return document
+
+
+_COUNTED = (Reason.IDENTIFYING_NAME, Reason.LEGACY_NAME, Reason.NOT_IN_CATALOG, Reason.CATALOG_UID_MISMATCH,
+            Reason.MEDIA_STORAGE_UID_MISMATCH, Reason.SYMLINK, Reason.SYMLINK_OUTSIDE_ROOT, Reason.HARD_LINK,
+            Reason.NEEDS_FORCE, Reason.PIXEL_DATA_TRUNCATED, Reason.DUPLICATE_DIFFERENT)
+
+
+def resource_document(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
+    resource = findings.resource
+    identity = resource.identity
+    expected = {f.name: f.expected_name or "" for f in findings.files}
+    reasons = Counter(r for f in findings.files for r in set(f.reasons))
+    entries = resource.catalog_entries or ()
+    return {
+        "path": resource.rel_path,
+        "identity": {
+            "project": identity.project,
+            "subject": identity.subject,
+            "session": identity.session,
+            "scanId": identity.scan_id,
+            "resourceLabel": identity.resource_label,
+            "catalogPath": identity.catalog_path,
+        },
+        "requestStatus": findings.status.value,
+        "xnat": xnat_survey_report(findings, survey_date),
+        "catalog": {
+            "present": resource.catalog_entries is not None,
+            "entries": len(entries),
+            "dcmEntries": sum(1 for e in entries if e.is_dcm_entry),
+            "error": resource.catalog_error,
+            "missingFiles": [{"uri": c.uri, "reason": c.reason.value} for c in findings.catalog_findings],
+        },
+        "duplicateGroups": [
+            {
+                "sopClassUID": g.sop_class_uid,
+                "sopInstanceUID": g.sop_instance_uid,
+                "actionable": g.actionable,
+                "identical": g.identical,
+                "members": {rel_file_path(resource.rel_path, m): expected[m] for m in g.members},
+            }
+            for g in findings.groups
+        ],
+        "files": [file_document(resource.rel_path, f) for f in findings.files],
+        "counts": {_camel(r): reasons.get(r, 0) for r in _COUNTED},
+    }
+
+
+def _camel(reason: Reason) -> str:
+    head, *rest = reason.value.lower().split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, document: Mapping[str, Any]) -> None:
+        xnat = document["xnat"]
+        c = self.counts
+        c["resources"] += 1
+        c["files"] += xnat["totalEntries"]
+        c[{"CONFORMING": "conforming", "DIVERGENT": "divergent", "NONCOMPLIANT": "noncompliant"}[
+            document["requestStatus"]]] += 1
+        c["badFiles"] += xnat["totalBadFiles"]
+        c["mismatchedFiles"] += xnat["totalMismatchedFiles"]
+        c["duplicates"] += xnat["totalDuplicates"]
+        c["filesInDuplicates"] += xnat["totalFilesInDuplicates"]
+        c["nonActionableDuplicates"] += xnat["totalNonActionableDuplicates"]
+        c["filesInNonActionableDuplicates"] += xnat["totalFilesInNonActionableDuplicates"]
+        c["identifyingNames"] += document["counts"]["identifyingName"]
+        c["catalogEntriesMissingFile"] += len(document["catalog"]["missingFiles"])
+
+    def as_dict(self) -> dict[str, int]:
+        keys = ("resources", "files", "conforming", "divergent", "noncompliant", "badFiles", "mismatchedFiles",
+                "duplicates", "filesInDuplicates", "nonActionableDuplicates", "filesInNonActionableDuplicates",
+                "identifyingNames", "catalogEntriesMissingFile")
+        return {k: self.counts.get(k, 0) for k in keys}
+
+
+class AtomicFile:
+    """A file that appears under its name only when complete: temporary name, flush, fsync, rename."""
+
+    def __init__(self, path: str, *, newline: str | None = None) -> None:
+        self.path = path
+        self.temporary = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.part")
+        self.handle: IO[str] = open(self.temporary, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
+
+    def commit(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.temporary, self.path)
+
+    def abort(self) -> None:
+        self.handle.close()
+        if os.path.exists(self.temporary):
+            os.unlink(self.temporary)
+
+
+class SurveyReportWriter:
+    """Streams `survey-report.json` and `survey-summary.csv` into OUT as resources are surveyed."""
+
+    def __init__(self, out_dir: str, envelope: Mapping[str, Any]) -> None:
+        os.makedirs(out_dir, exist_ok=True)
+        self.envelope = dict(envelope)
+        self.totals = Totals()
+        self.documents_written = 0
+        self.summaries: list[dict[str, Any]] = []  # small per-resource rows for the terminal and roll-ups
+        self._json = AtomicFile(os.path.join(out_dir, SURVEY_REPORT))
+        self._csv_file = AtomicFile(os.path.join(out_dir, SURVEY_SUMMARY), newline="")
+        self._csv = csv.writer(self._csv_file.handle)
+        self._csv.writerow(CSV_COLUMNS)
+        head = json.dumps({k: v for k, v in self.envelope.items() if k not in ("finishedAt", "totals")},
+                          ensure_ascii=False, indent=1)
+        # Open the envelope and leave `resources` open for streaming.
+        self._json.handle.write(head[: head.rstrip().rfind("}")].rstrip() + ',\n "resources": [\n')
+
+    def add(self, findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
+        document = resource_document(findings, survey_date)
+        validate(document, "survey-report.schema.json", "resource")
+        if self.documents_written:
+            self._json.handle.write(",\n")
+        json.dump(document, self._json.handle, ensure_ascii=False, separators=(",", ":"))
+        self.documents_written += 1
+        self.totals.add(document)
+        xnat, identity = document["xnat"], document["identity"]
+        self._csv.writerow([
+            identity["project"] or "", identity["subject"] or "", identity["session"] or "", identity["scanId"] or "",
+            "", identity["resourceLabel"] or "", document["path"], document["requestStatus"], iso(survey_date),
+            xnat["totalEntries"], xnat["totalUids"], xnat["totalDuplicates"], xnat["totalBadFiles"],
+            xnat["totalMismatchedFiles"],
+        ])
+        summary = {"path": document["path"], "requestStatus": document["requestStatus"],
+                   "totalEntries": xnat["totalEntries"], "totalUids": xnat["totalUids"],
+                   "totalMismatchedFiles": xnat["totalMismatchedFiles"], "totalDuplicates": xnat["totalDuplicates"],
+                   "totalBadFiles": xnat["totalBadFiles"],
+                   "identifyingNames": document["counts"]["identifyingName"]}
+        self.summaries.append(summary)
+        return document
+
+    def finish(self, finished_at: dt.datetime) -> dict[str, Any]:  # the envelope, `resources` left empty
+        """Close and validate the envelope, then move both files into place."""
+        envelope = {**self.envelope, "finishedAt": iso(finished_at), "totals": self.totals.as_dict(), "resources": []}
+        try:
+            validate(envelope, "survey-report.schema.json")
+        except ReportValidationError:
+            self.abort()
+            raise
+        tail = {"finishedAt": envelope["finishedAt"], "totals": envelope["totals"]}
+        self._json.handle.write("\n ],\n" + json.dumps(tail, indent=1)[1:].lstrip("\n") + "\n")
+        self._json.commit()
+        self._csv_file.commit()
+        return envelope
+
+    def abort(self) -> None:
+        self._json.abort()
+        self._csv_file.abort()
+
+
+# --- the terminal -----------------------------------------------------------------------------------
+
+_SUMMARY_COLUMNS = (("resource", "path"), ("status", "requestStatus"), ("files", "totalEntries"),
+                    ("uids", "totalUids"), ("mismatched", "totalMismatchedFiles"), ("dup groups", "totalDuplicates"),
+                    ("bad", "totalBadFiles"), ("identifying", "identifyingNames"))
+
+
+def summary_table(rows: Iterable[Mapping[str, Any]], totals: Mapping[str, int], limit: int = 40) -> str:
+    """A plain table of the resources that need attention (and how many conform), for a terminal."""
+    rows = list(rows)
+    shown = [r for r in rows if r["requestStatus"] != RequestStatus.CONFORMING.value][:limit]
+    table = [[h for h, _ in _SUMMARY_COLUMNS]] + [[str(r[k]) for _, k in _SUMMARY_COLUMNS] for r in shown]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_SUMMARY_COLUMNS))]
+    out = io.StringIO()
+    for i, row in enumerate(table):
+        cells = zip(row, widths, strict=True)
+        out.write("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(cells)))
+        out.write("\n")
+        if i == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+    hidden = sum(1 for r in rows if r["requestStatus"] != RequestStatus.CONFORMING.value) - len(shown)
+    if hidden > 0:
+        out.write(f"... and {hidden} more resources needing attention (see the report)\n")
+    out.write(
+        f"{totals['resources']} resources, {totals['files']} files: {totals['conforming']} conforming, "
+        f"{totals['divergent']} divergent, {totals['noncompliant']} noncompliant; "
+        f"{totals['mismatchedFiles']} mismatched files, {totals['duplicates']} duplicate groups, "
+        f"{totals['badFiles']} bad files, {totals['identifyingNames']} names with identifying values\n"
+    )
+    return out.getvalue()
