@@ -1,0 +1,424 @@
+"""Carrying out a mitigation plan on a writable archive, without ever losing a byte.
+
+Per resource: refuse if anything changed since the survey; copy every file that will change into
+BACKUP and verify the copy (sha256, read back after fsync); only then rename and remove, never
+overwriting; then update the catalog in place. Every step checks the files before it acts, so a
+rerun after a crash at any moment finishes the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from container_app import faults
+from container_app.catalog import is_catalog_name, rewrite_entries, write_atomically
+from container_app.errors import LockedError
+from container_app.journal import Journal, exclusive_lock
+from container_app.naming import unsafe_name_reason
+from container_app.plan import Action, ActionKind, FileState, ResourcePlan
+
+_CHUNK = 1 << 20
+
+
+class Outcome(enum.StrEnum):
+    PLANNED = "PLANNED"
+    DONE = "DONE"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+
+
+class Step(enum.StrEnum):
+    BACKUP = "backup"
+    MOVE = "move"
+    DELETE = "delete"
+
+
+class ResourceStatus(enum.StrEnum):
+    PLANNED = "PLANNED"  # dry run
+    MITIGATED = "MITIGATED"
+    PARTIAL = "PARTIAL"  # some files could not be fixed; see errors and conflicts
+    STALE = "STALE"  # changed since the survey: nothing done
+    FAILED = "FAILED"  # nothing could be done
+    LOCKED = "LOCKED"  # another mitigation holds the resource
+    NOTHING_TO_DO = "NOTHING_TO_DO"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action: Action
+    outcome: Outcome
+    backup_path: str | None = None
+    error: str | None = None
+    failed_step: Step | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogResult:
+    path: str
+    backup_path: str | None
+    original_sha256: str | None
+    new_sha256: str | None
+    renamed: int
+    removed: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceResult:
+    plan: ResourcePlan
+    status: ResourceStatus
+    backup_folder: str
+    actions: tuple[ActionResult, ...]
+    catalog: CatalogResult | None = None
+    reason: str | None = None
+
+
+class Executor(Protocol):
+    """What both executors (files on a writable archive; XNAT's REST API) offer."""
+
+    name: str
+
+    def execute(self, plan: ResourcePlan) -> ResourceResult: ...
+
+
+class FileProblem(Exception):
+    """One file cannot be handled; the message says why, for the report."""
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verified_copy(source: str, destination: str, expected_sha256: str | None) -> str:
+    """Copy `source` to `destination` (which must not exist), durably, and prove the copy's bytes.
+
+    The copy goes to a temporary name, is flushed and fsynced, read back and compared with the
+    source's sha256 (and with `expected_sha256` when given), and only then linked into place: a
+    half-written copy never carries the final name. Returns the sha256.
+    """
+    folder = os.path.dirname(destination)
+    os.makedirs(folder, exist_ok=True)
+    temporary = f"{destination}.part-{os.getpid()}"
+    digest = hashlib.sha256()
+    try:
+        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            out_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                faults.before_backup_write()
+                while chunk := os.read(source_fd, _CHUNK):
+                    digest.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(out_fd, view):]
+                os.fsync(out_fd)
+            finally:
+                os.close(out_fd)
+        finally:
+            os.close(source_fd)
+        copied = digest.hexdigest()
+        if expected_sha256 is not None and copied != expected_sha256:
+            raise FileProblem("the file changed since the survey (sha256 differs); not touched")
+        if sha256_of(temporary) != copied:
+            raise FileProblem("the backup copy reads back different bytes; not touched")
+        try:
+            os.link(temporary, destination)
+        except FileExistsError:
+            raise FileProblem(f"a backup already exists at {destination}; never overwritten") from None
+        _fsync_folder(folder)
+        return copied
+    except OSError as exc:
+        raise FileProblem(f"backup failed: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+def _same_file_state(path: str, state: FileState) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == state.size and st.st_mtime_ns == state.mtime_ns
+
+
+def safe_component(text: str | None) -> str:
+    """A folder name for the backup layout: layout values come from the archive and must not steer paths."""
+    if not text or unsafe_name_reason(text) or text.startswith("."):
+        return "_"
+    return text
+
+
+def safe_relative(path: str) -> str:
+    """A path from a report, checked to stay below ROOT."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") or unsafe_name_reason(p) for p in parts):
+        raise FileProblem(f"the report names an unsafe path {path!r}")
+    return path
+
+
+def backup_folder_for(backup_root: str, run_id: str, plan: ResourcePlan) -> str:
+    """`BACKUP/<project>/<session>/<run id>/<resource path>`: XNAT's cache layout, mirroring the archive."""
+    identity = plan.identity
+    parts = [safe_component(identity.get("project")), safe_component(identity.get("session")), safe_component(run_id)]
+    if plan.resource_path != ".":
+        parts.extend(safe_relative(plan.resource_path).split("/"))
+    return os.path.join(backup_root, *parts)
+
+
+@dataclass
+class FilesystemExecutor:
+    """Changes files under ROOT, keeping verified backups under BACKUP."""
+
+    root: str
+    backup_root: str
+    run_id: str
+    journal: Journal
+    name: str = "filesystem"
+    _fresh_backups: set[str] = field(default_factory=set)
+
+    def backup_folder(self, plan: ResourcePlan) -> str:
+        return backup_folder_for(self.backup_root, self.run_id, plan)
+
+    def _abs(self, rel: str) -> str:
+        return os.path.join(self.root, *safe_relative(rel).split("/"))
+
+    def execute(self, plan: ResourcePlan) -> ResourceResult:
+        backup_folder = self.backup_folder(plan)
+        folder = self.root if plan.resource_path == "." else self._abs(plan.resource_path)
+        if not plan.actions:
+            return ResourceResult(plan, ResourceStatus.NOTHING_TO_DO if not plan.conflicts else ResourceStatus.PARTIAL,
+                                  backup_folder, (), reason="nothing can be done safely" if plan.conflicts else None)
+        try:
+            with exclusive_lock(folder, f"resource {plan.resource_path}"):
+                return self._execute_locked(plan, folder, backup_folder)
+        except LockedError as exc:
+            return self._untouched(plan, backup_folder, ResourceStatus.LOCKED, str(exc))
+
+    def _untouched(self, plan: ResourcePlan, backup_folder: str, status: ResourceStatus,
+                   reason: str) -> ResourceResult:
+        results = tuple(ActionResult(a, Outcome.SKIPPED, error=reason) for a in plan.actions)
+        return ResourceResult(plan, status, backup_folder, results, reason=reason)
+
+    def _execute_locked(self, plan: ResourcePlan, folder: str, backup_folder: str) -> ResourceResult:
+        if not os.access(folder, os.W_OK):
+            return self._untouched(plan, backup_folder, ResourceStatus.FAILED,
+                                   "the resource folder is read-only: nothing was changed")
+        resource = plan.resource_path
+        if not self.journal.done("resource-start", resource=resource):
+            stale = self._staleness(plan, folder)
+            if stale is not None:
+                self.journal.append("resource", "stale", resource=resource, reason=stale)
+                self.journal.commit()
+                return self._untouched(plan, backup_folder, ResourceStatus.STALE, stale)
+            self.journal.append("resource-start", "done", resource=resource, backupFolder=backup_folder)
+            self.journal.commit()
+
+        results: dict[int, ActionResult] = {}
+        # 1. Back up every file that will change; all copies durable before any original is touched.
+        for index, action in enumerate(plan.actions):
+            if action.kind is ActionKind.RETAIN:
+                results[index] = ActionResult(action, Outcome.DONE)
+                continue
+            destination = os.path.join(backup_folder, action.source.path.rsplit("/", 1)[-1])
+            try:
+                self._backup(action, destination)
+            except FileProblem as exc:
+                results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)
+                self.journal.append("backup", "failed", resource=resource, path=action.source.path, error=str(exc))
+                continue
+            self.journal.append("backup", "done", resource=resource, path=action.source.path, backup=destination,
+                                sha256=action.source.sha256)
+            results[index] = ActionResult(action, Outcome.PLANNED, destination)
+        self.journal.commit()
+
+        # 2. Renames and removals, in the plan's order (a name is freed before it is taken).
+        finished = {(r["step"], r.get("path")) for r in self.journal.records
+                    if r.get("resource") == resource and r["phase"] == "done"}
+        for index, action in enumerate(plan.actions):
+            result = results[index]
+            if result.outcome is not Outcome.PLANNED:
+                continue
+            step = Step.DELETE if action.kind is ActionKind.REMOVE else Step.MOVE
+            if (step.value, action.source.path) in finished:
+                results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
+                continue
+            self.journal.append(step.value, "start", resource=resource, path=action.source.path,
+                                target=action.target)
+            try:
+                if action.kind is ActionKind.REMOVE:
+                    self._remove(action, plan, result.backup_path)
+                else:
+                    self._rename(action)
+            except FileProblem as exc:
+                results[index] = ActionResult(action, Outcome.FAILED, result.backup_path, str(exc), step)
+                self.journal.append(step.value, "failed", resource=resource, path=action.source.path, error=str(exc))
+                continue
+            results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
+            self.journal.append(step.value, "done", resource=resource, path=action.source.path, target=action.target)
+        _fsync_folder(folder)
+        self.journal.commit()
+
+        # 3. The catalog follows the files.
+        catalog = self._update_catalog(plan, backup_folder, [results[i] for i in range(len(plan.actions))])
+        self.journal.append("resource", "done", resource=resource)
+        self.journal.commit()
+        ordered = tuple(results[i] for i in range(len(plan.actions)))
+        return ResourceResult(plan, _status(plan, ordered, catalog), backup_folder, ordered, catalog)
+
+    # --- the steps ------------------------------------------------------------------------------
+
+    def _staleness(self, plan: ResourcePlan, folder: str) -> str | None:
+        """Why the resource no longer looks as the survey saw it, or None."""
+        try:
+            present = {e.name for e in os.scandir(folder)
+                       if not e.is_dir(follow_symlinks=False) and not is_catalog_name(e.name)}
+        except OSError as exc:
+            return f"cannot list the resource: {exc.strerror}"
+        surveyed = {f.path.rsplit("/", 1)[-1] for f in plan.files_at_survey}
+        added, gone = sorted(present - surveyed), sorted(surveyed - present)
+        if added:
+            return f"{len(added)} file(s) added since the survey, e.g. {added[0]!r}"
+        if gone:
+            return f"{len(gone)} file(s) gone since the survey, e.g. {gone[0]!r}"
+        for action in plan.actions:
+            path = self._abs(action.source.path)
+            if not _same_file_state(path, action.source):
+                return f"{action.source.path} changed since the survey (size or modification time)"
+            if action.kind is not ActionKind.RETAIN and sha256_of(path) != action.source.sha256:
+                return f"{action.source.path} changed since the survey (sha256)"
+        return None
+
+    def _backup(self, action: Action, destination: str) -> None:
+        source = self._abs(action.source.path)
+        if os.path.lexists(destination):
+            # Made by an earlier attempt of this run: keep it if it holds exactly the surveyed bytes.
+            if sha256_of(destination) != action.source.sha256:
+                raise FileProblem(f"a different backup already exists at {destination}; never overwritten")
+            return
+        if not os.path.lexists(source):
+            raise FileProblem("the file is gone and no backup of it exists")
+        if not _same_file_state(source, action.source):
+            raise FileProblem("the file changed since the survey (size or modification time); not touched")
+        verified_copy(source, destination, action.source.sha256)
+        self._fresh_backups.add(destination)
+
+    def _remove(self, action: Action, plan: ResourcePlan, backup: str | None) -> None:
+        source = self._abs(action.source.path)
+        if not os.path.lexists(source):
+            return  # removed by an earlier attempt, after its backup was verified
+        keeper = next((a for a in plan.actions if a.group == action.group and a.kind is not ActionKind.REMOVE), None)
+        if (keeper is not None and keeper.target == action.source.path
+                and not os.path.lexists(self._abs(keeper.source.path))):
+            return  # an earlier attempt removed this copy and moved the kept one into its name
+        if keeper is not None and not any(
+            os.path.lexists(self._abs(p)) for p in (keeper.source.path, keeper.target) if p is not None
+        ):
+            raise FileProblem("the copy to keep is gone; this copy stays")
+        if not _same_file_state(source, action.source):
+            raise FileProblem("the file changed since its backup; not removed")
+        if backup not in self._fresh_backups and sha256_of(source) != action.source.sha256:
+            raise FileProblem("the file changed since its backup; not removed")
+        try:
+            faults.before_unlink()
+            os.unlink(source)
+        except OSError as exc:
+            raise FileProblem(f"delete failed: {exc.strerror or exc}") from exc
+
+    def _rename(self, action: Action) -> None:
+        assert action.target is not None
+        source, target = self._abs(action.source.path), self._abs(action.target)
+        source_there, target_there = os.path.lexists(source), os.path.lexists(target)
+        if not source_there:
+            if target_there and sha256_of(target) == action.source.sha256:
+                return  # renamed by an earlier attempt
+            raise FileProblem("the file is gone (its backup is kept)")
+        if target_there:
+            if os.path.samefile(source, target):  # an earlier attempt linked but did not unlink
+                os.unlink(source)
+                return
+            raise FileProblem(f"{action.target} exists and is not this file; never overwritten")
+        try:
+            # link-then-unlink never replaces an existing name, unlike rename(2).
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            raise FileProblem(f"{action.target} appeared meanwhile; never overwritten") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+                raise FileProblem(f"rename failed: {exc.strerror or exc}") from exc
+            try:  # a file system without hard links: check, then rename (no atomic no-replace here)
+                if os.path.lexists(target):
+                    raise FileProblem(f"{action.target} exists; never overwritten")
+                os.rename(source, target)
+                return
+            except OSError as exc2:
+                raise FileProblem(f"rename failed: {exc2.strerror or exc2}") from exc2
+        try:
+            os.unlink(source)
+        except OSError as exc:
+            raise FileProblem(f"renamed, but the old name could not be removed: {exc.strerror or exc}") from exc
+
+    def _update_catalog(self, plan: ResourcePlan, backup_folder: str,
+                        results: list[ActionResult]) -> CatalogResult | None:
+        if plan.catalog_path is None:
+            return None
+        path = self._abs(plan.catalog_path)
+        backup = os.path.join(backup_folder, plan.catalog_path.rsplit("/", 1)[-1])
+        renames = {r.action.source.path.rsplit("/", 1)[-1]: (r.action.target or "").rsplit("/", 1)[-1]
+                   for r in results if r.outcome is Outcome.DONE and r.action.kind is ActionKind.RENAME}
+        removals = frozenset(r.action.source.path.rsplit("/", 1)[-1]
+                             for r in results if r.outcome is Outcome.DONE and r.action.kind is ActionKind.REMOVE)
+        original_sha = None
+        try:
+            # Always rewrite from the original: a rerun then yields the same catalog, whatever was done before.
+            original_sha = sha256_of(backup) if os.path.lexists(backup) else verified_copy(path, backup, None)
+            with open(backup, encoding="utf-8") as handle:
+                original = handle.read()
+            new_text, renamed, removed = rewrite_entries(original, renames, removals)
+            new_data = new_text.encode("utf-8")
+            new_sha = hashlib.sha256(new_data).hexdigest()
+            current_sha = sha256_of(path)
+            ours = {original_sha, *(r.get("sha256") for r in self.journal.records
+                                    if r["step"] == "catalog" and r.get("resource") == plan.resource_path)}
+            if current_sha not in ours:
+                raise FileProblem("the catalog changed since the survey; not rewritten")
+            if current_sha != new_sha:
+                self.journal.append("catalog", "start", resource=plan.resource_path, sha256=new_sha)
+                self.journal.commit()
+                write_atomically(path, new_data)
+            self.journal.append("catalog", "done", resource=plan.resource_path, sha256=new_sha, renamed=renamed,
+                                removed=removed)
+            return CatalogResult(plan.catalog_path, backup, original_sha, new_sha, renamed, removed)
+        except (OSError, FileProblem, UnicodeDecodeError) as exc:
+            message = str(exc) if isinstance(exc, FileProblem) else f"catalog update failed: {exc}"
+            self.journal.append("catalog", "failed", resource=plan.resource_path, error=message)
+            return CatalogResult(plan.catalog_path, backup if os.path.lexists(backup) else None, original_sha, None,
+                                 0, 0, message)
+
+
+def _status(plan: ResourcePlan, results: tuple[ActionResult, ...], catalog: CatalogResult | None) -> ResourceStatus:
+    failed = sum(1 for r in results if r.outcome is Outcome.FAILED)
+    if failed == len(results) and results:
+        return ResourceStatus.FAILED
+    if failed or plan.conflicts or (catalog is not None and catalog.error):
+        return ResourceStatus.PARTIAL
+    return ResourceStatus.MITIGATED
+

@@ -1,0 +1,271 @@
+"""A mitigation run: survey report in, plan, execute resource by resource, mitigation report out."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import structlog
+
+from container_app import __version__
+from container_app.arguments import Executor as ExecutorChoice
+from container_app.arguments import MitigateSettings
+from container_app.errors import ExitCode, MitigationError, UsageError
+from container_app.execute import (
+    ActionResult,
+    FilesystemExecutor,
+    Outcome,
+    ResourceResult,
+    ResourceStatus,
+    backup_folder_for,
+)
+from container_app.journal import STATE_FOLDER, Journal, exclusive_lock
+from container_app.plan import ActionKind, MitigationPlan, ResourcePlan, plan_document, plan_mitigation
+from container_app.records import RequestStatus
+from container_app.report import AtomicFile, iso, now_utc, read_report, validate
+
+log = structlog.get_logger("xnat_resource_survey.mitigate")
+
+MITIGATION_REPORT = "mitigation-report.json"
+MITIGATION_PLAN = "mitigation-plan.json"
+SCHEMA = "mitigation-report.schema.json"
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def mitigate_command(settings: MitigateSettings) -> ExitCode:
+    survey = settings.survey
+    root = os.path.abspath(survey.root)
+    if not os.path.isdir(root):
+        raise UsageError(f"ROOT {survey.root!r} is not a folder")
+    backup_root = os.path.abspath(settings.backup_dir)
+    if _inside(backup_root, root):
+        raise UsageError("BACKUP must not be inside ROOT: backups would become part of the archive")
+    if _inside(survey.output, root):
+        raise UsageError("OUT must not be inside ROOT")
+    if settings.executor is ExecutorChoice.XNAT:
+        raise UsageError("the XNAT REST executor is not available in this version; use --executor filesystem "
+                         "on a writable archive")
+
+    report_path = settings.report
+    if report_path is None:
+        from container_app.workflows import survey_archive
+
+        report_path = survey_archive(survey, print_summary=False).report_path
+    survey_report = read_report(report_path, "survey-report.schema.json")
+    if os.path.realpath(survey_report["root"]) != os.path.realpath(root):
+        raise UsageError(f"the survey report describes {survey_report['root']}, not {root}")
+    if survey_report["template"] != survey.template.source and settings.report is not None:
+        log.warning("the report's naming template differs from --template; the report's is used",
+                    report_template=survey_report["template"])
+
+    plan = plan_mitigation(survey_report, settings.keep)
+    os.makedirs(survey.output, exist_ok=True)
+    started = now_utc()
+    if settings.dry_run:
+        _write_json(os.path.join(survey.output, MITIGATION_PLAN), plan_document(plan))
+        results = [_planned(r, backup_folder_for(backup_root, plan.run_id, r)) for r in plan.resources]
+        document = mitigation_document(plan, results, report_path, backup_root, None, True, started)
+        _write_report(survey.output, document)
+        _log_summary(document)
+        return ExitCode.OK
+
+    state = os.path.join(backup_root, STATE_FOLDER, plan.run_id)
+    os.makedirs(state, exist_ok=True)
+    with exclusive_lock(state, f"mitigation run {plan.run_id}"):
+        journal = Journal.open(os.path.join(state, "journal.jsonl"))
+        try:
+            executor = FilesystemExecutor(root, backup_root, plan.run_id, journal)
+            log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
+                     journal=journal.path, run_id=plan.run_id)
+            results = []
+            for resource_plan in plan.resources:
+                result = executor.execute(resource_plan)
+                results.append(result)
+                _log_resource(result)
+        finally:
+            journal.close()
+    document = mitigation_document(plan, results, report_path, backup_root, journal.path, False, started)
+    _write_report(survey.output, document)
+    _write_json(os.path.join(state, MITIGATION_REPORT), document)  # restore can find it beside the backups
+    _log_summary(document)
+    troubled = {ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED}
+    return ExitCode.FINDINGS if any(r.status in troubled for r in results) else ExitCode.OK
+
+
+def _planned(plan: ResourcePlan, backup_folder: str) -> ResourceResult:
+    results = tuple(ActionResult(a, Outcome.PLANNED) for a in plan.actions)
+    return ResourceResult(plan, ResourceStatus.PLANNED, backup_folder, results)
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def _request_status(result: ResourceResult) -> RequestStatus:
+    """XNAT's status of the resource afterwards, as a re-survey would give it."""
+    if result.status is ResourceStatus.PLANNED:
+        return RequestStatus.QUEUED_FOR_MITIGATION
+    if result.status in (ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED):
+        return RequestStatus.DIVERGENT if result.status is not ResourceStatus.FAILED else RequestStatus.ERROR
+    if result.status is ResourceStatus.PARTIAL or result.plan.untouched_bad:
+        return RequestStatus.DIVERGENT
+    return RequestStatus.NONCOMPLIANT if result.plan.untouched_nonactionable else RequestStatus.CONFORMING
+
+
+def xnat_mitigation_report(result: ResourceResult) -> dict[str, Any]:
+    """XNAT's ResourceMitigationReport for one resource."""
+    moved: dict[str, str] = {}
+    removed: dict[str, str] = {}
+    retained: list[str] = []
+    backup_errors: dict[str, dict[str, str]] = {}
+    move_errors: dict[str, dict[str, str]] = {}
+    delete_errors: dict[str, str] = {}
+    for r in result.actions:
+        a = r.action
+        path = a.source.path
+        if a.kind is ActionKind.RETAIN:
+            retained.append(path)
+            continue
+        if r.outcome is Outcome.DONE:
+            if a.kind is ActionKind.RENAME and a.target is not None:
+                moved[path] = a.target
+            removed[path] = r.backup_path or ""
+        elif r.outcome is Outcome.FAILED and r.error is not None:
+            if r.failed_step is not None and r.failed_step.value == "backup":
+                backup_errors[path] = {"file": path, "message": r.error}
+            elif a.kind is ActionKind.RENAME:
+                move_errors[path] = {"file": a.target or path, "message": r.error}
+            else:
+                delete_errors[path] = r.error
+    catalog_error = result.catalog.error if result.catalog is not None else None
+    return {
+        "resourceSurveyRequestId": 0,
+        "cachePath": result.backup_folder,
+        "movedFiles": moved,
+        "removedFiles": removed,
+        "retainedFiles": retained,
+        "backupErrors": backup_errors,
+        "moveErrors": move_errors,
+        "deleteErrors": delete_errors,
+        "catalogWriteError": catalog_error,
+        "resourceSaveError": None,
+        "totalMovedFiles": len(moved),
+        "totalRemovedFiles": len(removed),
+        "totalFileErrors": len(backup_errors) + len(move_errors) + len(delete_errors),
+    }
+
+
+def _action_document(r: ActionResult) -> dict[str, Any]:
+    a = r.action
+    document: dict[str, Any] = {"action": a.kind.value, "path": a.source.path, "newPath": a.target,
+                                "backupPath": r.backup_path, "sha256": a.source.sha256, "outcome": r.outcome.value,
+                                "reason": a.reason}
+    if r.error:
+        document["error"] = r.error
+    if a.group is not None:
+        document["sopClassUID"], document["sopInstanceUID"] = a.group
+    return document
+
+
+def resource_document(result: ResourceResult) -> dict[str, Any]:
+    plan = result.plan
+    catalog = result.catalog
+    document: dict[str, Any] = {
+        "path": plan.resource_path,
+        "identity": dict(plan.identity),
+        "status": result.status.value,
+        "requestStatus": _request_status(result).value,
+        "backupFolder": result.backup_folder,
+        "xnat": xnat_mitigation_report(result),
+        "actions": [_action_document(r) for r in result.actions],
+        "conflicts": [{"path": c.path, "target": c.target, "reason": c.reason.value} for c in plan.conflicts],
+        "catalog": None if catalog is None else {
+            "path": catalog.path, "backupPath": catalog.backup_path, "originalSha256": catalog.original_sha256,
+            "newSha256": catalog.new_sha256, "entriesRenamed": catalog.renamed, "entriesRemoved": catalog.removed,
+        },
+    }
+    if result.reason:
+        document["statusReason"] = result.reason
+    return document
+
+
+def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult], survey_report: str,
+                        backup_root: str, journal: str | None, dry_run: bool, started: Any) -> dict[str, Any]:
+    resources = [resource_document(r) for r in results]
+    return {
+        "reportType": "mitigation",
+        "schemaVersion": "1.0",
+        "tool": {"name": "xnat-resource-survey", "version": __version__},
+        "runId": plan.run_id,
+        "root": plan.root,
+        "surveyReport": os.path.abspath(survey_report),
+        "template": plan.template,
+        "keep": plan.keep.value,
+        "dryRun": dry_run,
+        "executor": "filesystem",
+        "backupRoot": backup_root,
+        "journal": journal,
+        "startedAt": iso(started),
+        "finishedAt": iso(now_utc()),
+        "resources": resources,
+        "totals": _totals(resources),
+    }
+
+
+def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
+    totals = {"resources": 0, "mitigated": 0, "stale": 0, "failed": 0, "movedFiles": 0, "removedFiles": 0,
+              "retainedFiles": 0, "fileErrors": 0, "conflicts": 0}
+    for r in resources:
+        totals["resources"] += 1
+        totals["mitigated"] += r["status"] == ResourceStatus.MITIGATED.value
+        totals["stale"] += r["status"] == ResourceStatus.STALE.value
+        totals["failed"] += r["status"] in (ResourceStatus.FAILED.value, ResourceStatus.PARTIAL.value,
+                                            ResourceStatus.LOCKED.value)
+        totals["movedFiles"] += r["xnat"]["totalMovedFiles"]
+        totals["removedFiles"] += r["xnat"]["totalRemovedFiles"]
+        totals["retainedFiles"] += len(r["xnat"]["retainedFiles"])
+        totals["fileErrors"] += r["xnat"]["totalFileErrors"]
+        totals["conflicts"] += len(r["conflicts"])
+    return totals
+
+
+def _write_json(path: str, document: Any) -> None:
+    target = AtomicFile(path)
+    try:
+        json.dump(document, target.handle, ensure_ascii=False, indent=1)
+        target.handle.write("\n")
+        target.commit()
+    except BaseException:
+        target.abort()
+        raise
+
+
+def _write_report(out_dir: str, document: dict[str, Any]) -> None:
+    validate(document, SCHEMA)
+    _write_json(os.path.join(out_dir, MITIGATION_REPORT), document)
+
+
+def _log_resource(result: ResourceResult) -> None:
+    xnat = xnat_mitigation_report(result)
+    log.info("resource mitigated", resource=result.plan.resource_path, status=result.status.value,
+             moved=xnat["totalMovedFiles"], removed=xnat["totalRemovedFiles"], retained=len(xnat["retainedFiles"]),
+             errors=xnat["totalFileErrors"], conflicts=len(result.plan.conflicts), reason=result.reason)
+
+
+def _log_summary(document: dict[str, Any]) -> None:
+    path = "dry run: nothing changed" if document["dryRun"] else document["backupRoot"]
+    log.info("mitigation finished", backup=path, **document["totals"])
+    if not document["dryRun"] and document["totals"]["movedFiles"] + document["totals"]["removedFiles"]:
+        log.info("to undo", command="xnat-resource-survey restore --report <OUT>/mitigation-report.json")
+
+
+def load_mitigation_report(path: str) -> dict[str, Any]:
+    document = read_report(path, SCHEMA)
+    if document["dryRun"]:
+        raise MitigationError(f"{path} is a dry run: nothing to restore")
+    return document
