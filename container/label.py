@@ -40,9 +40,7 @@ def label_value(command: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--command-json", type=Path, default=DEFAULT_COMMAND_JSON, help="path to command.json"
-    )
+    parser.add_argument("--command-json", type=Path, default=DEFAULT_COMMAND_JSON, help="path to command.json")
     parser.add_argument(
         "--check-env",
         metavar="VAR",

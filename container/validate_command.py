@@ -4,7 +4,7 @@
     python container/validate_command.py [command.json]     # prints problems, exit 1 if any
 
 ``validate_command(command)`` returns a list of messages; each ends with a rule code in brackets
-(``[name-chars]``, ``[output-unhandled]`` ...) so tests can tell which rule fired.
+(``[name-chars]``, ``[output-unhandled]`` ...; all listed in ``RULES``) so tests can tell which rule fired.
 
 How strict it is, in three layers:
 
@@ -56,6 +56,49 @@ SPLIT_UNSAFE_RE = re.compile(r"[\s'\"\\]")
 #: Shell syntax that only works through /bin/sh -c (override-entrypoint true).
 SHELL_SYNTAX_RE = re.compile(r"[|;&<>`]|\$\(")
 
+#: Every rule code this checker reports, with what it means.
+RULES = {
+    "json-type": "a value has the wrong JSON type",
+    "unknown-key": "a key XNAT does not know (XNAT ignores it silently: usually a typo)",
+    "required-field": "a required field is missing or blank, or the command has no wrappers",
+    "name-chars": "a name is blank or has characters outside A-Z a-z 0-9 _ -",
+    "unique-name": "a name or replacement key is used twice where it must be unique",
+    "name-clash": "a wrapper input has the name of a command input",
+    "description": "a description is missing (command, inputs, outputs, wrappers, wrapper inputs)",
+    "wrapper-label": "a wrapper has no label",
+    "schema-version": "schema-version is not 1.0",
+    "image-tag": "the image has no tag",
+    "command-type": "the command type is not docker",
+    "mount-path": "a mount path is not absolute",
+    "input-type": "unknown command input type",
+    "select-values": "a select without select-values, or select-values on a non-select",
+    "select-default": "a select default outside its select-values",
+    "boolean-values": "a boolean without true-value/false-value, with a flag, or a default not true/false",
+    "required-default": "a required command input without a default",
+    "multiple-delimiter": "unknown multiple-delimiter",
+    "replacement-key-missing": "an input's replacement key is not in the command line",
+    "unknown-replacement-key": "the command line has a #KEY# no input fills",
+    "illegal-value": "a value holds a string XNAT refuses at launch",
+    "split-unsafe": "a value the Container Service would split or strip (no shell)",
+    "shell-syntax": "shell syntax in a command line that runs without a shell",
+    "output-mount": "an output on a blank or unknown mount",
+    "output-mount-readonly": "an output on a read-only mount",
+    "contexts": "a wrapper without contexts, or a context that is not an XSI type",
+    "context-type": "a context the external input's type cannot serve",
+    "external-input-count": "a wrapper without exactly one external input",
+    "wrapper-input-type": "unknown wrapper input type",
+    "mount-ref": "files provided for an unknown mount, or by an input with no archive directory",
+    "input-mount-writable": "a mount receiving archive files is writable",
+    "command-input-ref": "a wrapper input provides a value for an unknown or select command input",
+    "derived-from": "a derived input derived from nothing, itself or an unknown input",
+    "derived-multiple": "a multiple derived input that mounts files or feeds no command input",
+    "handler-output": "an output handler for a blank or unknown command output",
+    "handler-parent": "an output handler on an unknown, multiple or non-uri parent",
+    "handler-type": "unknown output handler type",
+    "handler-label": "a Resource handler without a valid label",
+    "output-unhandled": "a command output some wrapper does not handle",
+}
+
 COMMAND_KEYS = _words(
     """name label description version schema-version info-url image container-name type index hash
     working-directory command-line override-entrypoint mounts environment-variables ports inputs outputs xnat
@@ -63,8 +106,8 @@ COMMAND_KEYS = _words(
     generic-resources ulimits secrets"""
 )
 REQUIRED_COMMAND_KEYS = _words(
-    """name label description version schema-version image type command-line override-entrypoint mounts
-    inputs outputs xnat"""
+    """name label version schema-version image type command-line override-entrypoint mounts inputs outputs
+    xnat"""
 )
 MOUNT_KEYS = frozenset({"name", "writable", "path"})
 INPUT_KEYS = _words(
@@ -125,6 +168,7 @@ class _Checker:
         self.errors: list[str] = []
 
     def error(self, where: str, message: str, rule: str) -> None:
+        assert rule in RULES, rule
         self.errors.append(f"{where}: {message} [{rule}]")
 
     # -- shared helpers -------------------------------------------------------------------------------
@@ -177,9 +221,7 @@ class _Checker:
             return
         for illegal in ILLEGAL_INPUT_STRINGS:
             if illegal in value:
-                self.error(
-                    where, f"{what} {value!r} contains {illegal!r}, which XNAT refuses", "illegal-value"
-                )
+                self.error(where, f"{what} {value!r} contains {illegal!r}, which XNAT refuses", "illegal-value")
         if self.command.get("override-entrypoint") is False and SPLIT_UNSAFE_RE.search(value):
             self.error(
                 where,
@@ -198,14 +240,11 @@ class _Checker:
         if _is_blank(command.get("name")):
             self.error("command", "name cannot be blank", "name-chars")
         elif not re.match(r"^[A-Za-z0-9_.-]+$", str(command["name"])):
-            self.error(
-                "command", f"name {command['name']!r} may contain only A-Z a-z 0-9 _ . -", "name-chars"
-            )
-        for key in ("label", "description", "version"):
+            self.error("command", f"name {command['name']!r} may contain only A-Z a-z 0-9 _ . -", "name-chars")
+        for key in ("label", "version"):
             if key in command:
-                self.text(
-                    "command", command, key, "description" if key == "description" else "required-field"
-                )
+                self.text("command", command, key, "required-field")
+        self.text("command", command, "description", "description")
         if "schema-version" in command and command.get("schema-version") != "1.0":
             self.error(
                 "command",
@@ -296,8 +335,7 @@ class _Checker:
                 if not _is_blank(item.get("command-line-flag")):
                     self.error(
                         where,
-                        "boolean input with a command-line-flag puts the flag before its "
-                        "true-value/false-value",
+                        "boolean input with a command-line-flag puts the flag before its true-value/false-value",
                         "boolean-values",
                     )
             delimiter = item.get("multiple-delimiter")
@@ -315,9 +353,7 @@ class _Checker:
                 self.launch_value(where, "command-line-separator", separator)
             key = _replacement_key(item)
             if key in keys_seen:
-                self.error(
-                    where, f"replacement key {key} is also used by input {keys_seen[key]!r}", "unique-name"
-                )
+                self.error(where, f"replacement key {key} is also used by input {keys_seen[key]!r}", "unique-name")
             keys_seen[key] = name
             if key not in line:
                 self.error(
@@ -376,9 +412,7 @@ class _Checker:
             if _is_blank(mount):
                 self.error(where, "mount cannot be blank", "output-mount")
             elif mount not in mounts:
-                self.error(
-                    where, f"references unknown mount {mount!r}; known: {sorted(mounts)}", "output-mount"
-                )
+                self.error(where, f"references unknown mount {mount!r}; known: {sorted(mounts)}", "output-mount")
             elif mounts[str(mount)].get("writable") is not True:
                 self.error(where, f"mount {mount!r} is not writable", "output-mount-readonly")
             if name:
@@ -413,9 +447,7 @@ class _Checker:
                         f"context {context!r} is not an XSI type such as xnat:imageSessionData",
                         "contexts",
                     )
-            self.check_wrapper(
-                where, wrapper, [c for c in contexts if isinstance(c, str)], mounts, inputs, outputs
-            )
+            self.check_wrapper(where, wrapper, [c for c in contexts if isinstance(c, str)], mounts, inputs, outputs)
 
     def check_wrapper(
         self,
@@ -431,8 +463,7 @@ class _Checker:
         if len(externals) != 1:
             self.error(
                 where,
-                f"has {len(externals)} external inputs; a wrapper shows in XNAT's menus only "
-                "with exactly one",
+                f"has {len(externals)} external inputs; a wrapper shows in XNAT's menus only with exactly one",
                 "external-input-count",
             )
         for index, item in enumerate(externals):
@@ -443,9 +474,7 @@ class _Checker:
             for context in contexts:
                 suffixes = CONTEXT_SUFFIX_FOR_TYPE.get(str(kind))
                 if suffixes and not context.endswith(suffixes):
-                    self.error(
-                        where, f"context {context} does not fit external input type {kind}", "context-type"
-                    )
+                    self.error(where, f"context {context} does not fit external input type {kind}", "context-type")
         multiple: set[str] = set()
         derived_inputs = self.objects(f"{where}.derived-inputs", wrapper.get("derived-inputs"))
         for index, item in enumerate(derived_inputs):
@@ -459,8 +488,7 @@ class _Checker:
             elif parent not in wrapper_inputs:
                 self.error(
                     item_where,
-                    f"derived from unknown wrapper input {parent!r}; known (so far): "
-                    f"{sorted(wrapper_inputs)}",
+                    f"derived from unknown wrapper input {parent!r}; known (so far): {sorted(wrapper_inputs)}",
                     "derived-from",
                 )
             self.check_wrapper_input(item_where, item, DERIVED_INPUT_KEYS, wrapper_inputs, mounts, inputs)
@@ -494,8 +522,7 @@ class _Checker:
         if name in inputs:
             self.error(
                 where,
-                f"wrapper input {name!r} has the name of a command input; their replacement "
-                "keys would collide",
+                f"wrapper input {name!r} has the name of a command input; their replacement keys would collide",
                 "name-clash",
             )
         self.text(where, item, "description", "description")
@@ -503,15 +530,11 @@ class _Checker:
             self.boolean(where, item, key)
         kind = item.get("type")
         if kind not in WRAPPER_INPUT_TYPES:
-            self.error(
-                where, f"type {kind!r} is not one of {sorted(WRAPPER_INPUT_TYPES)}", "wrapper-input-type"
-            )
+            self.error(where, f"type {kind!r} is not one of {sorted(WRAPPER_INPUT_TYPES)}", "wrapper-input-type")
         mount = item.get("provides-files-for-command-mount")
         if mount is not None:
             if mount not in mounts:
-                self.error(
-                    where, f"provides files for unknown mount {mount!r}; known: {sorted(mounts)}", "mount-ref"
-                )
+                self.error(where, f"provides files for unknown mount {mount!r}; known: {sorted(mounts)}", "mount-ref")
             elif mounts[str(mount)].get("writable") is not False:
                 self.error(
                     where,
@@ -524,9 +547,7 @@ class _Checker:
         target = item.get("provides-value-for-command-input")
         if target is not None:
             if target not in inputs:
-                self.error(
-                    where, f"provides a value for unknown command input {target!r}", "command-input-ref"
-                )
+                self.error(where, f"provides a value for unknown command input {target!r}", "command-input-ref")
             elif inputs[str(target)].get("type", "string") in SELECT_TYPES:
                 self.error(where, f"provides a value for select input {target!r}", "command-input-ref")
         if not _is_blank(item.get("via-setup-command")) and mount is None:
@@ -544,9 +565,7 @@ class _Checker:
     ) -> None:
         handled: set[str] = set()
         seen: set[str] = set()
-        for index, handler in enumerate(
-            self.objects(f"{where}.output-handlers", wrapper.get("output-handlers"))
-        ):
+        for index, handler in enumerate(self.objects(f"{where}.output-handlers", wrapper.get("output-handlers"))):
             name = self.name(f"{where}.output-handlers[{index}]", handler, seen, "output handler")
             item_where = f"{where}.output-handlers[{name or index}]"
             self.keys(item_where, handler, HANDLER_KEYS)
@@ -581,8 +600,7 @@ class _Checker:
                 if prop is not None and prop != "uri":
                     self.error(
                         item_where,
-                        f"as-a-child-of {parent!r}, whose value is its {prop!r}, not its "
-                        "uri: the upload would fail",
+                        f"as-a-child-of {parent!r}, whose value is its {prop!r}, not its uri: the upload would fail",
                         "handler-parent",
                     )
             kind = handler.get("type", "Resource")
@@ -599,9 +617,7 @@ class _Checker:
                         "handler-label",
                     )
         for output in sorted(outputs - handled):
-            self.error(
-                where, f"command output {output!r} is not handled by any output handler", "output-unhandled"
-            )
+            self.error(where, f"command output {output!r} is not handled by any output handler", "output-unhandled")
 
 
 def validate_command(command: Any) -> list[str]:

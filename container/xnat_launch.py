@@ -102,9 +102,7 @@ def find_wrapper(command: Mapping[str, Any], wrapper_name: str) -> Mapping[str, 
     raise KeyError(f"no wrapper {wrapper_name!r} (known: {known})")
 
 
-def container_argv(
-    command: Mapping[str, Any], wrapper_name: str, values: Mapping[str, str] | None = None
-) -> list[str]:
+def container_argv(command: Mapping[str, Any], wrapper_name: str, values: Mapping[str, str] | None = None) -> list[str]:
     """The arguments XNAT hands the container for a launch of ``wrapper_name`` (after the ENTRYPOINT).
 
     Only the command line is modelled; wrapper inputs in this command provide files, never values.

@@ -131,6 +131,24 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default: CPU count)")
 
 
+def _add_mitigation_options(parser: argparse.ArgumentParser, *, hidden: bool = False) -> None:
+    def say(text: str) -> str:
+        return argparse.SUPPRESS if hidden else text
+
+    parser.add_argument("--backup-dir", metavar="BACKUP",
+                        help=say("where originals are copied before any change (default: OUT/backup)"))
+    parser.add_argument("--dry-run", action="store_true", help=say("write the plan and change nothing"))
+    parser.add_argument("--keep", choices=[k.value for k in KeepPolicy], default=KeepPolicy.NEWEST.value,
+                        help=say("which copy of a duplicate to keep (default: newest, as XNAT)"))
+    parser.add_argument("--executor", choices=[e.value for e in Executor], default=Executor.AUTO.value,
+                        help=say("filesystem: change files under ROOT; xnat: through XNAT's REST API "
+                                 "(auto: filesystem where ROOT is writable)"))
+    parser.add_argument("--rest-file-operations", choices=[r.value for r in RestFileOperations],
+                        default=RestFileOperations.REFUSE.value,
+                        help=say("on servers without XNAT's mitigation API, allow renames through upload and "
+                                 "delete (which downgrades catalog entries); default refuse"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Survey and mitigate badly named and duplicated DICOM files "
                                             "in an XNAT archive.")
@@ -143,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(survey)
     survey.add_argument("--fail-on-divergent", action="store_true",
                         help="exit 1 when any resource is divergent (for automation)")
+    # The Container Service passes one command line to both modes: survey accepts and ignores these.
+    _add_mitigation_options(survey, hidden=True)
     _add_common(survey)
 
     demo = commands.add_parser("demo", help="build a sample archive with real problems and survey it")
@@ -155,20 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     mitigate.add_argument("root", metavar="ROOT", help="the archive folder the survey report describes")
     mitigate.add_argument("--report", metavar="SURVEY_REPORT",
                           help="survey-report.json to act on (default: survey ROOT first, into OUT)")
-    mitigate.add_argument("--backup-dir", metavar="BACKUP",
-                          help="where originals are copied before any change (default: OUT/backup)")
     mitigate.add_argument("--output", required=True, metavar="OUT", help="folder for the mitigation report")
-    mitigate.add_argument("--dry-run", action="store_true", help="write the plan and change nothing")
-    mitigate.add_argument("--keep", choices=[k.value for k in KeepPolicy], default=KeepPolicy.NEWEST.value,
-                          help="which copy of a duplicate to keep (default: newest, as XNAT)")
-    mitigate.add_argument("--executor", choices=[e.value for e in Executor], default=Executor.AUTO.value,
-                          help="filesystem: change files under ROOT; xnat: through XNAT's REST API (auto: "
-                               "xnat when XNAT_HOST is set and ROOT is read-only)")
-    mitigate.add_argument("--rest-file-operations", choices=[r.value for r in RestFileOperations],
-                          default=RestFileOperations.REFUSE.value,
-                          help="on servers without XNAT's mitigation API, allow renames through upload and "
-                               "delete (which downgrades catalog entries); default refuse")
+    _add_mitigation_options(mitigate)
     _add_selection(mitigate)
+    mitigate.add_argument("--fail-on-divergent", action="store_true", help=argparse.SUPPRESS)
     _add_common(mitigate)
 
     restore = commands.add_parser("restore", help="undo a mitigation from its report")

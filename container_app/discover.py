@@ -89,10 +89,11 @@ def discover(root: str, selection: Selection, on_skip: Callable[[str, str], None
             continue
         subdirectories = [e for e in entries if e.is_dir(follow_symlinks=False)]
         files = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        links = frozenset(e.name for e in entries if e.is_symlink())
         stack.extend((e.path, (*rel_parts, e.name)) for e in reversed(subdirectories))
         if not files:
             continue
-        resource = _resource(directory, root_parts, rel_parts, files, selection)
+        resource = _resource(directory, root_parts, rel_parts, files, selection, links)
         if resource is not None:
             yield resource
         elif on_skip:
@@ -100,8 +101,9 @@ def discover(root: str, selection: Selection, on_skip: Callable[[str, str], None
 
 
 def _resource(directory: str, root_parts: tuple[str, ...], rel_parts: tuple[str, ...], names: list[str],
-              selection: Selection) -> Resource | None:
-    catalogs = [n for n in names if is_catalog_name(n)]
+              selection: Selection, links: frozenset[str] = frozenset()) -> Resource | None:
+    # A linked catalog is never read (it may point anywhere): it stays a file, reported as a link.
+    catalogs = [n for n in names if is_catalog_name(n) and n not in links]
     rel = str(PurePosixPath(*rel_parts)) if rel_parts else "."
     catalog_name = catalogs[0] if catalogs else None
     catalog_rel = None if catalog_name is None else (catalog_name if rel == "." else f"{rel}/{catalog_name}")

@@ -233,6 +233,7 @@ class FilesystemExecutor:
             self.journal.commit()
 
         results: dict[int, ActionResult] = {}
+        journaled = {r.get("path") for r in self.journal.done("backup", resource=resource)}
         # 1. Back up every file that will change; all copies durable before any original is touched.
         for index, action in enumerate(plan.actions):
             if action.kind is ActionKind.RETAIN:
@@ -245,8 +246,9 @@ class FilesystemExecutor:
                 results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)
                 self.journal.append("backup", "failed", resource=resource, path=action.source.path, error=str(exc))
                 continue
-            self.journal.append("backup", "done", resource=resource, path=action.source.path, backup=destination,
-                                sha256=action.source.sha256)
+            if action.source.path not in journaled:
+                self.journal.append("backup", "done", resource=resource, path=action.source.path,
+                                    backup=destination, sha256=action.source.sha256)
             results[index] = ActionResult(action, Outcome.PLANNED, destination)
         self.journal.commit()
 

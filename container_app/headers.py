@@ -226,9 +226,11 @@ def _with_meta(window: _Window, pos: int, has_preamble: bool) -> _Layout:
     parser = _Parser(window, little=True, implicit=False)
     meta: dict[int, bytes] = {}
     while pos < window.size:
-        tag, _vr, length, value_pos = parser.header(pos, implicit=False)
-        if tag >> 16 != 0x0002:
+        # Look at the group first: the dataset after the meta may be implicit VR, big endian or deflated,
+        # so its first element must not be parsed as explicit VR little endian.
+        if window.get(pos, pos + 2) != b"\x02\x00":
             break
+        tag, _vr, length, value_pos = parser.header(pos, implicit=False)
         if length == _UNDEFINED:
             raise _Unsupported("undefined length in file meta")
         meta[tag] = window.get(value_pos, value_pos + length)

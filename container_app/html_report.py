@@ -36,10 +36,12 @@ SURVEY_REPORT = "survey-report.json"
 MITIGATION_REPORT = "mitigation-report.json"
 
 MAX_ROWS = 200  # rows per table
-ROW_BUDGET = 4000  # detail rows in the whole page (each well under 1 kB)
+ROW_BUDGET = 4000  # detail rows in the whole page
+SECTION_BYTES = 1_300_000  # the detail sections together; with the rest, the page stays under 2 MB
 MIN_ERROR_ROWS = 50  # errors are shown even when the budget is spent
-MAX_RESOURCE_ROWS = 1000  # rows of each table of resources at the top
-MAX_SECTIONS = 300  # resources with a detail section
+MAX_RESOURCE_ROWS = 500  # rows of the table of resources needing attention
+MAX_CONFORMING_ROWS = 200  # rows of the table of conforming resources
+MAX_SECTIONS = 200  # resources with a detail section
 MAX_CHART_BARS = 40  # scans in the chart (the ones with most problems)
 
 TOOL = f"xnat-resource-survey {__version__}"
@@ -63,8 +65,14 @@ MITIGATION_COLUMNS: tuple[tuple[str, str], ...] = (
 #: How bad a status is, for an overall status; statuses not listed rank between NONCOMPLIANT and ERROR.
 STATUS_RANK = {"CONFORMING": 0, "NONCOMPLIANT": 2, "DIVERGENT": 3, "ERROR": 4, "FAILED": 4}
 _UNKNOWN_RANK = 1
-_STATUS_CLASSES = {"CONFORMING": "conforming", "DIVERGENT": "divergent", "NONCOMPLIANT": "noncompliant",
-                   "ERROR": "error", "FAILED": "error", "MITIGATED": "mitigated", "DONE": "done"}
+_STATUS_CLASSES = {
+    # XNAT's request statuses
+    "CONFORMING": "conforming", "DIVERGENT": "divergent", "NONCOMPLIANT": "noncompliant", "ERROR": "error",
+    "QUEUED_FOR_MITIGATION": "planned",
+    # a mitigated resource's status in mitigation-report.json
+    "MITIGATED": "mitigated", "PLANNED": "planned", "NOTHING_TO_DO": "conforming", "PARTIAL": "noncompliant",
+    "STALE": "noncompliant", "LOCKED": "noncompliant", "FAILED": "error",
+}
 
 _SEGMENTS = (("totalMismatchedFiles", "seg-mismatched", "mismatched"),
              ("totalFilesInDuplicates", "seg-duplicates", "in duplicate groups"),
@@ -134,15 +142,29 @@ def mitigation_counts(xnat: Mapping[str, Any]) -> dict[str, int]:
     return {"totalMovedFiles": count(moved), "totalRemovedFiles": count(removed), "totalFileErrors": count(errors)}
 
 
+def _failed(xnat: Mapping[str, Any]) -> bool:
+    return bool(mitigation_counts(xnat)["totalFileErrors"] or xnat.get("catalogWriteError")
+                or xnat.get("resourceSaveError"))
+
+
 def mitigation_status(resource: Mapping[str, Any]) -> str:
-    """A mitigated resource's status: as reported, else ERROR when files failed, else MITIGATED."""
+    """What the mitigation did to a resource (MITIGATED, PARTIAL, FAILED...): as reported, else guessed."""
     status = resource.get("status")
     if isinstance(status, str) and status:
         return status
-    xnat = mapping(resource.get("xnat"))
-    failed = mitigation_counts(xnat)["totalFileErrors"] or xnat.get("catalogWriteError") or xnat.get(
-        "resourceSaveError")
-    return "ERROR" if failed else "MITIGATED"
+    if "xnat" not in resource:  # a plan (mitigation-plan.json): nothing done yet
+        return "PLANNED"
+    return "PARTIAL" if _failed(mapping(resource.get("xnat"))) else "MITIGATED"
+
+
+def after_status(resource: Mapping[str, Any]) -> str:
+    """XNAT's status of a mitigated resource afterwards (`requestStatus`), else ERROR when files failed."""
+    status = resource.get("requestStatus")
+    if isinstance(status, str) and status:
+        return status
+    if "xnat" not in resource:
+        return "QUEUED_FOR_MITIGATION"
+    return "ERROR" if _failed(mapping(resource.get("xnat"))) else "CONFORMING"
 
 
 def _relative(path: str, resource_path: str) -> str:
@@ -193,18 +215,21 @@ class HtmlReportWriter:
     """
 
     def __init__(self, out_dir: str, *, max_rows: int = MAX_ROWS, row_budget: int = ROW_BUDGET,
-                 max_sections: int = MAX_SECTIONS, max_resource_rows: int = MAX_RESOURCE_ROWS) -> None:
+                 section_bytes: int = SECTION_BYTES, max_sections: int = MAX_SECTIONS,
+                 max_resource_rows: int = MAX_RESOURCE_ROWS) -> None:
         os.makedirs(out_dir, exist_ok=True)
         self.out_dir = out_dir
         self.max_rows = max_rows
         self.rows_left = row_budget
         self.max_sections = max_sections
+        self.section_bytes_left = section_bytes
         self.max_resource_rows = max_resource_rows
         self.budget_exhausted = False
         self.totals: Counter[str] = Counter()
         self.mitigated_totals: Counter[str] = Counter()
         self.resource_statuses: Counter[str] = Counter()
         self.mitigation_statuses: Counter[str] = Counter()
+        self.after_statuses: Counter[str] = Counter()  # XNAT's status after the mitigation, every resource
         self.mitigated_resources = 0
         self.attention: list[dict[str, Any]] = []
         self.attention_total = 0
@@ -239,7 +264,8 @@ class HtmlReportWriter:
             self.totals.update(counts)
             self.totals["resources"] += 1
             self.totals["catalogEntriesMissingFile"] += count(mapping(resource.get("catalog")).get("missingFiles"))
-        mitigation_view = None
+        m_status: str | None = None
+        after: str | None = None
         if mitigation is not None:
             self.any_mitigation = True
             self.mitigated_resources += 1
@@ -247,10 +273,11 @@ class HtmlReportWriter:
             counts.update(m_counts)
             self.mitigated_totals.update(m_counts)
             m_status = mitigation_status(mitigation)
+            after = after_status(mitigation)
             self.mitigation_statuses[m_status] += 1
         else:
             counts.update(dict.fromkeys((k for k, _ in MITIGATION_COLUMNS), 0))
-            m_status = None
+        self.after_statuses[after or status] += 1
 
         self._add_scan(identity, path, counts)
         needs_section = (status != "CONFORMING" or mitigation is not None
@@ -260,21 +287,34 @@ class HtmlReportWriter:
         anchor = None
         if needs_section:
             self.sections_total += 1
-            if self.sections_shown < self.max_sections:
+            if self.sections_shown < self.max_sections and self.section_bytes_left > 0:
                 self.sections_shown += 1
                 anchor = f"r{self.sections_shown}"
-                if mitigation is not None:
-                    mitigation_view = self._mitigation_view(mitigation, path, m_status or "")
-                view = self._resource_view(resource, path, identity, status, counts, anchor, mitigation,
-                                           mitigation_view)
-                for chunk in self._template.generate(r=view, source=SURVEY_REPORT,
-                                                     mitigation_source=MITIGATION_REPORT):
-                    self._sections.write(chunk)
-        row = {"path": path, "label": _label(identity, path), "status": m_status or status,
-               "status_class": status_class(m_status or status), "counts": counts, "anchor": anchor}
-        if (m_status or status) == "CONFORMING" and not needs_section:
+
+                def section() -> str:
+                    view = None if mitigation is None else self._mitigation_view(mitigation, path, m_status or "",
+                                                                                  after or "")
+                    return self._template.render(
+                        r=self._resource_view(resource, path, identity, status, counts, anchor, mitigation, view),
+                        source=SURVEY_REPORT, mitigation_source=MITIGATION_REPORT)
+
+                html = section()
+                size = len(html.encode("utf-8"))
+                if size <= self.section_bytes_left:
+                    self.section_bytes_left -= size
+                else:  # the page is full: this last section with counts and errors only, then no more
+                    self.rows_left = 0
+                    self.budget_exhausted = True
+                    self.section_bytes_left = 0
+                    html = section()
+                self._sections.write(html)
+        row = {"path": path, "label": _label(identity, path), "status": status, "status_class": status_class(status),
+               "mitigation": m_status and {"status": m_status, "status_class": status_class(m_status),
+                                           "after": after, "after_class": status_class(after or "")},
+               "counts": counts, "anchor": anchor}
+        if status == "CONFORMING" and not needs_section:
             self.conforming_total += 1
-            if len(self.conforming) < self.max_resource_rows:
+            if len(self.conforming) < min(self.max_resource_rows, MAX_CONFORMING_ROWS):
                 self.conforming.append(row)
         else:
             self.attention_total += 1
@@ -399,7 +439,8 @@ class HtmlReportWriter:
             "mitigation": mitigation_view,
         }
 
-    def _mitigation_view(self, mitigation: Mapping[str, Any], path: str, status: str) -> dict[str, Any]:
+    def _mitigation_view(self, mitigation: Mapping[str, Any], path: str, status: str, after: str
+                         ) -> dict[str, Any]:
         xnat = mapping(mitigation.get("xnat"))
         m_counts = mitigation_counts(xnat)
 
@@ -420,6 +461,8 @@ class HtmlReportWriter:
             for name, error in mapping(xnat.get("deleteErrors")).items():
                 yield {"name": _relative(text(name), path), "step": "delete", "message": _message(error)}
 
+        backup_folder = text(mitigation.get("backupFolder") or xnat.get("cachePath") or mitigation.get("backupRoot"))
+
         def actions() -> Iterator[dict[str, str]]:
             for action in sequence(mitigation.get("actions")):
                 if not isinstance(action, Mapping):
@@ -427,34 +470,54 @@ class HtmlReportWriter:
                 kind = text(action.get("action")).upper()
                 yield {"action": kind, "cls": {"RENAME": "rename", "REMOVE": "remove"}.get(kind, "keep"),
                        "name": _relative(text(action.get("path")), path),
-                       "new": _relative(text(action.get("newPath")), path), "backup": text(action.get("backupPath")),
-                       "outcome": text(action.get("outcome")), "reason": _message(action.get("reason"))}
+                       "new": _relative(text(action.get("newPath")), path),
+                       "backup": _relative(text(action.get("backupPath")), backup_folder.rstrip("/")),
+                       "outcome": text(action.get("outcome")), "error": _message(action.get("error")),
+                       "reason": _message(action.get("reason"))}
+
+        def conflicts() -> Iterator[dict[str, str]]:
+            for conflict in sequence(mitigation.get("conflicts")):
+                if isinstance(conflict, Mapping):
+                    yield {"name": _relative(text(conflict.get("path")), path),
+                           "target": _relative(text(conflict.get("target")), path),
+                           "reason": text(conflict.get("reason"))}
 
         resource_errors = [f"{label}: {_message(xnat.get(key))}" for key, label in
                            (("catalogWriteError", "Catalog not written"), ("resourceSaveError", "Resource not saved"))
                            if xnat.get(key)]
+        catalog = mapping(mitigation.get("catalog"))
         return {
             "status": status, "status_class": status_class(status),
+            "status_reason": text(mitigation.get("statusReason")),
+            "after": after, "after_class": status_class(after),
             "moved": m_counts["totalMovedFiles"], "removed": m_counts["totalRemovedFiles"],
             "file_errors": m_counts["totalFileErrors"], "retained": count(xnat.get("retainedFiles")),
-            "backup_root": text(mitigation.get("backupRoot") or xnat.get("cachePath")),
+            "backup_root": backup_folder,
+            "catalog": {"path": _relative(text(catalog.get("path")), path), "backup": text(catalog.get("backupPath")),
+                        "renamed": count(catalog.get("entriesRenamed")),
+                        "removed": count(catalog.get("entriesRemoved"))} if catalog else None,
             "resource_errors": resource_errors,
+            "conflicts": self._take(conflicts(), minimum=MIN_ERROR_ROWS),
             "errors": self._take(errors(), minimum=MIN_ERROR_ROWS),
             "actions": self._take(actions()),
             "moved_rows": self._take((_relative(text(k), path), _relative(text(v), path))
                                      for k, v in mapping(xnat.get("movedFiles")).items()),
-            "removed_rows": self._take((_relative(text(k), path), text(v))
+            "removed_rows": self._take((_relative(text(k), path), _relative(text(v), backup_folder.rstrip("/")))
                                        for k, v in mapping(xnat.get("removedFiles")).items()),
         }
 
     # -- finishing -----------------------------------------------------------------------------------
 
-    def finish(self, envelope: Mapping[str, Any], mitigation_report: Mapping[str, Any] | None = None) -> str:
-        """Write `report.html` (the survey report's envelope gives the run's details) and return its path."""
+    def finish(self, envelope: Mapping[str, Any], mitigation_report: Mapping[str, Any] | None = None,
+               mitigation_report_path: str | None = None) -> str:
+        """Write `report.html` (the survey report's envelope gives the run's details) and return its path.
+
+        The restore command names `mitigation_report_path` (default: OUT/mitigation-report.json).
+        """
         path = os.path.join(self.out_dir, HTML_REPORT)
         target = AtomicFile(path)
         try:
-            context = self._page_context(envelope, mitigation_report)
+            context = self._page_context(envelope, mitigation_report, mitigation_report_path)
             environment_ = environment()
             for chunk in environment_.get_template("report_head.html.j2").generate(**context):
                 target.handle.write(chunk)
@@ -473,8 +536,8 @@ class HtmlReportWriter:
     def abort(self) -> None:
         self._sections.close()
 
-    def _page_context(self, envelope: Mapping[str, Any], mitigation_report: Mapping[str, Any] | None
-                      ) -> dict[str, Any]:
+    def _page_context(self, envelope: Mapping[str, Any], mitigation_report: Mapping[str, Any] | None,
+                      mitigation_report_path: str | None) -> dict[str, Any]:
         mitigation_report = mitigation_report if isinstance(mitigation_report, Mapping) else None
         totals = self.totals
         survey_status = worst_status(self.resource_statuses) if self.resource_statuses else "CONFORMING"
@@ -482,14 +545,19 @@ class HtmlReportWriter:
         mitigation = None
         if mitigation_report is not None or self.any_mitigation:
             report = mitigation_report or {}
-            m_status = text(report.get("status")) or worst_status(self.mitigation_statuses, "MITIGATED")
-            overall, note = m_status, "after the mitigation; before it, the survey found " + survey_status
             dry_run = bool(report.get("dryRun")) or text(report.get("reportType")) == "mitigation-plan"
-            report_path = os.path.abspath(os.path.join(self.out_dir, MITIGATION_REPORT))
+            if dry_run:
+                note = "from the survey; the mitigation was a dry run and changed nothing"
+            else:
+                overall = worst_status(self.after_statuses, survey_status)
+                note = f"after the mitigation; before it, the survey found {survey_status}"
+            report_path = os.path.abspath(mitigation_report_path or os.path.join(self.out_dir, MITIGATION_REPORT))
             m_totals = self.mitigated_totals
+            report_totals = mapping(report.get("totals"))
+            statuses = sorted(self.mitigation_statuses.items())
             mitigation = {
-                "status": m_status, "status_class": status_class(m_status), "dry_run": dry_run,
-                "backup_root": text(report.get("backupRoot")),
+                "statuses": [{"status": k, "status_class": status_class(k), "n": n} for k, n in statuses],
+                "dry_run": dry_run, "backup_root": text(report.get("backupRoot")),
                 "restore_command": None if dry_run else
                 f"xnat-resource-survey restore --report {shlex.quote(report_path)}",
                 "survey_report": text(report.get("surveyReport")),
@@ -502,6 +570,10 @@ class HtmlReportWriter:
                      "value": m_totals["totalRemovedFiles"], "alert": False},
                     {"key": "fileErrors", "label": "file errors", "value": m_totals["totalFileErrors"],
                      "alert": m_totals["totalFileErrors"] > 0},
+                    *({"key": key, "label": label, "value": count(report_totals[key]),
+                       "alert": count(report_totals[key]) > 0}
+                      for key, label in (("conflicts", "conflicts (left alone)"), ("stale", "stale resources"),
+                                         ("failed", "failed resources")) if key in report_totals),
                 ],
             }
         stats = [
@@ -589,8 +661,13 @@ def _message(value: Any) -> str:
 
 
 def write_html_report(out_dir: str, survey_report: Mapping[str, Any],
-                      mitigation_report: Mapping[str, Any] | None = None) -> str:
-    """Write `OUT/report.html` for a survey report (and the mitigation that followed it); return its path."""
+                      mitigation_report: Mapping[str, Any] | None = None, *,
+                      mitigation_report_path: str | None = None) -> str:
+    """Write `OUT/report.html` for a survey report (and the mitigation that followed it); return its path.
+
+    Resources are matched to the mitigation report's by `path`. The restore command shown names
+    `mitigation_report_path`, by default OUT/mitigation-report.json.
+    """
     by_path: dict[str, Mapping[str, Any]] = {}
     if isinstance(mitigation_report, Mapping):
         for resource in sequence(mitigation_report.get("resources")):
@@ -606,4 +683,4 @@ def write_html_report(out_dir: str, survey_report: Mapping[str, Any],
     except BaseException:
         writer.abort()
         raise
-    return writer.finish(survey_report, mitigation_report)
+    return writer.finish(survey_report, mitigation_report, mitigation_report_path)

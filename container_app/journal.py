@@ -55,18 +55,34 @@ class Journal:
         record = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "step": step, "phase": phase,
                   **details}
         self.records.append(record)
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise self._failure(exc) from exc
         faults.journal_written(self)
 
     def commit(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: OSError) -> MitigationError:
+        return MitigationError(f"cannot write the journal {self.path}: {exc.strerror or exc}. Stopped before any "
+                               "further change; every original is in place or verified in BACKUP. Rerun the same "
+                               "command once the problem is fixed")
 
     def close(self) -> None:
         if self._handle is not None:
-            self.commit()
-            self._handle.close()
-            self._handle = None
+            try:
+                self.commit()
+            finally:
+                try:
+                    self._handle.close()
+                except OSError:
+                    pass  # already reported by commit
+                self._handle = None
 
     def done(self, step: str, **match: Any) -> list[dict[str, Any]]:
         """Records of `step` finished ("done"), optionally only those whose fields equal `match`."""

@@ -251,7 +251,10 @@ class AtomicFile:
     def __init__(self, path: str, *, newline: str | None = None) -> None:
         self.path = path
         self.temporary = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.part")
-        self.handle: IO[str] = open(self.temporary, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
+        # File names that are not UTF-8 reach us as lone surrogates (surrogateescape): written as `\udcXX`,
+        # which in JSON is the escape that reads back as the same name, instead of failing the whole run.
+        self.handle: IO[str] = open(self.temporary, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                                    newline=newline)
 
     def commit(self) -> None:
         self.handle.flush()

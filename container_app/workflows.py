@@ -71,7 +71,10 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
                     "since": settings.since.isoformat() if settings.since else None, "jobs": settings.jobs},
         "startedAt": iso(started),
     }
-    writer = SurveyReportWriter(settings.output, envelope)
+    try:
+        writer = SurveyReportWriter(settings.output, envelope)
+    except OSError as exc:  # OUT is a file, or cannot be created or written: the user's choice of OUT
+        raise UsageError(f"cannot write the reports into OUT {settings.output!r}: {exc.strerror or exc}") from exc
     clock = time.monotonic()
     try:
         for findings in run(request, resources, on_progress=_log_progress):

@@ -63,7 +63,7 @@ def _dataset_offset(data: bytes) -> int:
     assert data[128:132] == b"DICM"
     assert data[132:138] == b"\x02\x00\x00\x00UL"
     (group_length,) = struct.unpack("<I", data[140:144])
-    return 144 + group_length
+    return 144 + int(group_length)
 
 
 # --- UIDs -----------------------------------------------------------------------------------------
@@ -408,7 +408,7 @@ def test_build_session_layout_and_plants(tmp_path: Path) -> None:
     assert {f.name for f in scan1.files if f.is_bad} == {
         synth.xnat_name(s[5]), synth.xnat_name(s[9]), "notes.txt", "DICOMDIR"}
     assert all(not f.plants for f in layout.resource("2").files)
-    snapshots = [r for r in layout.resources if r.label == "SNAPSHOTS"][0]
+    snapshots = next(r for r in layout.resources if r.label == "SNAPSHOTS")
     assert snapshots.path == "RESOURCES/SNAPSHOTS" and snapshots.catalog == "RESOURCES/SNAPSHOTS/SNAPSHOTS_catalog.xml"
     assert not snapshots.files[0].plants
 
