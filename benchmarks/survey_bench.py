@@ -994,6 +994,22 @@ class RunResult:
     cpu_s: float  # user + system of the tree (waited-for descendants included)
     tree_peak_kib: int | None = None  # sampled summed PSS of the tree (only when sampling)
     stderr_tail: str = ""
+    foreign_cpu_s: float | None = None  # CPU used meanwhile by processes outside the tree (machine busy?)
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    guest = sum(fields[8:10]) if len(fields) > 9 else 0  # already counted in user/nice
+    return (sum(fields) - idle - guest) / _CLK_TCK
 
 
 def run_measured(cmd: Sequence[str], *, stdout: Any = subprocess.DEVNULL, sample_tree: bool = False,
@@ -1007,6 +1023,7 @@ def run_measured(cmd: Sequence[str], *, stdout: Any = subprocess.DEVNULL, sample
     """
     with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         full = [GNU_TIME, "-q", "-f", "%M", "-o", rss.name, *cmd] if USE_GNU_TIME else list(cmd)
+        busy0 = _busy_cpu_s()
         t0 = time.perf_counter()
         proc = subprocess.Popen(full, stdout=stdout, stderr=err, env=env, cwd=cwd,
                                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
@@ -1020,6 +1037,7 @@ def run_measured(cmd: Sequence[str], *, stdout: Any = subprocess.DEVNULL, sample
             proc.stdin.close()
         _, status, ru = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t0
+        busy1 = _busy_cpu_s()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if sampler:
             sampler.stop()
@@ -1031,8 +1049,21 @@ def run_measured(cmd: Sequence[str], *, stdout: Any = subprocess.DEVNULL, sample
             # GNU time also writes "Command exited with non-zero status N" before the figure
             if text and text[-1].isdigit():
                 maxrss = int(text[-1])
-    return RunResult(elapsed, proc.returncode, maxrss, ru.ru_utime + ru.ru_stime,
-                     sampler.peak_kib if sampler else None, tail)
+    cpu = ru.ru_utime + ru.ru_stime
+    foreign = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu)
+    return RunResult(elapsed, proc.returncode, maxrss, cpu, sampler.peak_kib if sampler else None, tail,
+                     foreign)
+
+
+def _busy_note(runs: Sequence[RunResult], best: RunResult) -> str | None:
+    """Say so when other processes took a noticeable share of the CPUs while we measured."""
+    cores = len(os.sched_getaffinity(0))
+    worst = max((r.foreign_cpu_s or 0.0) / max(r.seconds * cores, 1e-9) for r in runs)
+    share = (best.foreign_cpu_s or 0.0) / max(best.seconds * cores, 1e-9)
+    if worst < 0.10:
+        return None
+    return (f"BUSY MACHINE: other processes used up to {100 * worst:.0f}% of the CPUs during the runs "
+            f"({100 * share:.0f}% during the best)")
 
 
 def _gnu_time_works() -> bool:
@@ -1269,6 +1300,7 @@ class Measurement:
     maxrss_mib: float | None = None
     tree_peak_mib: float | None = None
     cpu_s: float | None = None
+    foreign_cpu_s: float | None = None  # CPU used by other processes during the best run
     returncode: int | None = None
     skipped: str | None = None
     note: str | None = None
@@ -1325,6 +1357,11 @@ def bench_tool(tool: Tool, corpus: Corpus, corpus_name: str, args: argparse.Name
     m.tree_peak_mib = max(peaks) / 1024 if peaks else None
     m.cpu_s = best.cpu_s
     m.returncode = best.returncode
+    m.foreign_cpu_s = best.foreign_cpu_s
+    busy = _busy_note(runs, best)
+    if busy:
+        notes.append(busy)
+        log(f"{tool.name} on {corpus_name}: {busy}")
     catalogs = int(corpus.manifest.get("catalogs", 0))
     if best.returncode != 0 and tool.name.startswith("dcmdump") and catalogs:
         # dcmdump exits with the number of files it could not read (mod 256): our catalog XML files
@@ -1358,6 +1395,7 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
     best = min(runs, key=lambda r: r.seconds)
     m.runs_s = [round(r.seconds, 4) for r in runs]
     m.best_s, m.returncode, m.cpu_s = best.seconds, best.returncode, best.cpu_s
+    m.foreign_cpu_s, m.note = best.foreign_cpu_s, _busy_note(runs, best)
     m.files_per_s = n_aff / best.seconds if n_aff else None
     m.maxrss_mib = best.maxrss_kib / 1024
     results.append(m)
@@ -1409,6 +1447,8 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
         best = min(runs, key=lambda r: r.seconds)
         mm.runs_s = [round(r.seconds, 4) for r in runs]
         mm.best_s, mm.returncode, mm.cpu_s = best.seconds, best.returncode, best.cpu_s
+        mm.foreign_cpu_s = best.foreign_cpu_s
+        mm.note = "; ".join(filter(None, [mm.note, _busy_note(runs, best)]))
         mm.files_per_s = n_aff / best.seconds if n_aff else None
         mm.maxrss_mib = max(r.maxrss_kib for r in runs) / 1024
         peaks = [r.tree_peak_kib for r in runs if r.tree_peak_kib is not None]
@@ -1459,6 +1499,7 @@ def machine_info(workdir: Path, venv: Path) -> dict[str, Any]:
         "harness_python": platform.python_version(),
         "ours_python": ours_py,
         "workdir_fs": fs,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "gdcmscanner": _tool_version(["gdcmscanner", "--version"]),
         "dcmdump": _tool_version(["dcmdump", "--version"]),
     }
@@ -1515,7 +1556,9 @@ def markdown(machine: dict[str, Any], corpora: Sequence[tuple[str, Corpus]], ms:
            "harness's own RSS, an upper bound)")
         + "; for our survey the sampled summed PSS of the "
         "whole process tree (workers included) is in parentheses. Ours ÷ peer > 1 means ours is slower. "
-        "Peers write to /dev/null; ours writes its reports.",
+        "Peers write to /dev/null; ours writes its reports. "
+        "BUSY MACHINE marks runs during which processes outside the measured command used more than 10% of "
+        "the CPUs (from /proc/stat): rerun on a quiet machine before quoting those figures.",
     ]
     return "\n".join(lines)
 

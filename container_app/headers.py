@@ -260,8 +260,34 @@ def _is_valid_uid(value: str | None) -> bool:
 # --- decoding: shared by the fast path and the pydicom fallback -----------------------------------
 
 
-def decode_values(raw: Mapping[int, bytes], plan: ReadPlan) -> dict[str, str]:
-    """Raw element bytes to the strings XNAT would use: first value, as stored, padding removed."""
+#: Binary VRs whose first value XNAT's DICOM library returns as a number in decimal (e.g. Rows "512").
+_BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
+
+
+def _binary_first_value(data: bytes, fmt: str, little: bool) -> str | None:
+    size = struct.calcsize(fmt)
+    if len(data) < size:
+        return None
+    number = struct.unpack(("<" if little else ">") + fmt, data[:size])[0]
+    if isinstance(number, float):
+        return repr(_shortest_float32(number) if fmt == "f" else number)
+    return str(number)
+
+
+def _shortest_float32(number: float) -> float:
+    """The shortest decimal that reads back as the same 32-bit float (as Java's Float.toString writes it)."""
+    for digits in range(1, 10):
+        candidate = float(f"{number:.{digits}g}")
+        if struct.unpack("<f", struct.pack("<f", candidate))[0] == number:
+            return candidate
+    return number  # NaN and infinities
+
+
+def decode_values(raw: Mapping[int, bytes], plan: ReadPlan, little: bool = True) -> dict[str, str]:
+    """Raw element bytes to the strings XNAT would use: first value, as stored, padding removed.
+
+    `little` is the dataset's byte order, for the binary numbers (US, SL, FD...) that a template may read.
+    """
     charset = raw.get(_SPECIFIC_CHARACTER_SET)
     terms = [t.strip() for t in charset.decode("ascii", "replace").split("\\")] if charset else []
     encodings = convert_encodings(terms or ["ISO_IR 6"])
@@ -270,7 +296,12 @@ def decode_values(raw: Mapping[int, bytes], plan: ReadPlan) -> dict[str, str]:
         keyword = plan.tags.get(tag)
         if keyword is None or keyword == "SpecificCharacterSet":
             continue
-        vr = dictionary_VR(tag)
+        vr = dictionary_VR(tag).split(" or ")[0]  # "US or SS": the first, as XNAT's dictionary does
+        if vr in _BINARY_NUMBERS:
+            number = _binary_first_value(data, _BINARY_NUMBERS[vr], little)
+            if number is not None:
+                values[keyword] = number
+            continue
         if vr in ("PN", "LO", "SH", "ST", "LT", "UT", "UC"):
             text = decode_bytes(data, encodings, {0x5C, 0x3D, 0x5E} if vr == "PN" else {0x5C})
         else:
@@ -312,7 +343,7 @@ def _read_fast(window: _Window, plan: ReadPlan) -> _Parsed:
     layout = _layout(window)
     parser = _Parser(window, layout.little, layout.implicit)
     raw = parser.read(layout.dataset_start, plan)
-    values = decode_values(raw, plan)
+    values = decode_values(raw, plan, layout.little)
     media_class = _uid(layout.meta.get(_MEDIA_STORAGE_SOP_CLASS_UID, b""))
     if media_class == MEDIA_STORAGE_DIRECTORY:
         values.setdefault("SOPClassUID", MEDIA_STORAGE_DIRECTORY)
@@ -342,7 +373,8 @@ def _read_with_pydicom(path: str, plan: ReadPlan) -> _Parsed:
                 raw[tag] = value
             elif value is not None:
                 raw[tag] = str(value).encode("utf-8")
-    values = decode_values(raw, plan)
+    little = getattr(ds, "original_encoding", (None, True))[1] is not False
+    values = decode_values(raw, plan, little)
     if needs_force and not _is_valid_uid(values.get("SOPClassUID")):
         raise InvalidDicomError("not a DICOM dataset")
     meta = getattr(ds, "file_meta", None)

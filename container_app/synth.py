@@ -38,6 +38,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from container_app import naming
+
 # --------------------------------------------------------------------------------------------------
 # UIDs
 
@@ -52,6 +54,8 @@ MEDIA_STORAGE_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"
 TRANSFER_SYNTAXES = frozenset(
     {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}
 )
+
+_DEFAULT_TEMPLATE = naming.parse_template(naming.DEFAULT_TEMPLATE)
 
 
 def uid(*parts: str | int) -> str:
@@ -280,34 +284,6 @@ def write_bytes(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------------------------------
 # XNAT names (for planting only)
 
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-_MASK32 = 0xFFFFFFFF
-
-
-def _java_string_hash(text: str) -> int:
-    units = text.encode("utf-16-le")
-    h = 0
-    for (unit,) in struct.iter_unpack("<H", units):
-        h = (31 * h + unit) & _MASK32
-    return h
-
-
-def _java_list_hash(values: Iterable[str]) -> int:
-    h = 1
-    for value in values:
-        h = (31 * h + _java_string_hash(value)) & _MASK32
-    return h
-
-
-def _base36(n: int) -> str:
-    digits = ""
-    while True:
-        n, r = divmod(n, 36)
-        digits = _BASE36[r] + digits
-        if n == 0:
-            return digits
-
-
 _FIELD_KEYWORDS = {
     "SOPClassUID": "sop_class_uid",
     "SOPInstanceUID": "sop_instance_uid",
@@ -349,29 +325,19 @@ def header_value(spec: InstanceSpec, keyword: str) -> str | None:
     return text or None
 
 
-def _value_or_placeholder(spec: InstanceSpec, keyword: str) -> str:
-    value = header_value(spec, keyword)
-    return value if value is not None else f"no-value-for-{keyword}"
-
-
 def xnat_hash(values: Sequence[str]) -> str:
     """XNAT's `Hash...With...` variable: Java `List<String>.hashCode()`, unsigned, base 36."""
-    return _base36(_java_list_hash(values))
+    return naming.base36(naming.java_list_hash(values))
 
 
 def xnat_name(spec: InstanceSpec) -> str:
     """The name XNAT's default template (1.8.7+) gives `spec`."""
-    hashed = xnat_hash([_value_or_placeholder(spec, k) for k in ("SOPClassUID", "SOPInstanceUID")])
-    parts = [_value_or_placeholder(spec, k) for k in ("StudyInstanceUID", "SeriesNumber", "InstanceNumber")]
-    return "-".join([*parts, hashed]) + ".dcm"
+    return _DEFAULT_TEMPLATE.render(lambda keyword: header_value(spec, keyword))
 
 
 def legacy_hash(sop_class_uid: str | None, sop_instance_uid: str | None) -> str:
     """The hash part of the pre-1.8.7 `SOPHashDicomFileNamer` names."""
-    h = 0 if sop_class_uid is None else _java_string_hash(sop_class_uid)
-    if sop_instance_uid is not None:
-        h = (37 * _java_string_hash(sop_instance_uid) + h) & _MASK32
-    return _base36(h)
+    return naming.legacy_hash(sop_class_uid, sop_instance_uid)
 
 
 _NON_LABEL = re.compile(r"[^A-Za-z0-9_-]")

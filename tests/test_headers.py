@@ -92,33 +92,43 @@ def bytes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 # --- every file pydicom ships ----------------------------------------------------------------------
 
 
-def test_every_pydicom_test_file(fallbacks: list[str]) -> None:
+#: A site template reading binary numbers (US, US or SS) and elements up to group 0028: more to parse.
+WIDE_PLAN = ReadPlan.for_keywords([*DEFAULT.keywords, "Rows", "Columns", "BitsAllocated", "SmallestImagePixelValue",
+                                   "NumberOfFrames", "AcquisitionNumber", "ImageComments"])
+
+
+@pytest.mark.parametrize("plan", [PLAN, WIDE_PLAN], ids=["default-template", "wide-template"])
+def test_every_pydicom_test_file(fallbacks: list[str], plan: ReadPlan) -> None:
     """survey_file never raises; where pydicom reads a file, the fast path reads exactly the same values."""
     files = get_testdata_files()
     assert len(files) > 250, "pydicom-data (the test extra) should be installed"
     assert any("data_store" in f for f in files), "pydicom-data files missing"
-    readable = fell_back = 0
+    readable = fell_back = binary_numbers = 0
     differ: list[tuple[str, Any, Any]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in files:
             path = Path(name)
-            record = survey_file(str(path.parent), path.name, PLAN)  # must not raise, whatever the file
+            record = survey_file(str(path.parent), path.name, plan)  # must not raise, whatever the file
             assert isinstance(record, FileRecord)
             assert record.is_bad or record.header is not None
             try:
-                pydicom.dcmread(path, stop_before_pixels=True)
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
             except Exception:
                 continue
             readable += 1
             before = len(fallbacks)
-            fast = parsed(path, PLAN, fast=True)
+            fast = parsed(path, plan, fast=True)
             fell_back += len(fallbacks) > before
-            slow = parsed(path, PLAN, fast=False)
+            slow = parsed(path, plan, fast=False)
             if fast != slow:
                 differ.append((path.name, fast, slow))
+            elif fast[0] != "raised" and "Rows" in fast[0]:
+                assert fast[0]["Rows"] == str(ds.Rows), path.name  # binary numbers in the file's byte order
+                binary_numbers += 1
     assert differ == []
     assert readable > 200
+    assert plan is PLAN or binary_numbers > 150
     # The comparison means something only if the fast path itself read most of them.
     fast_read = readable - fell_back
     assert fast_read > 0.8 * readable, f"fast path handled only {fast_read} of {readable}"

@@ -26,7 +26,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from container_app import synth
+from container_app import naming, synth
 from container_app.demo_archive import DEMO_PATIENT_NAME, build_demo_archive
 from container_app.synth import (
     CopyKind,
@@ -289,9 +289,9 @@ def test_legacy_name_rules_from_xnat_unit_test() -> None:
                         study_id="StudyID", modality="OT", study_description="Study Description",
                         series_number="1", instance_number="42", study_date="20101101",
                         study_time="130130.12345")
-    java_hash = (synth._java_string_hash("1.2.3.4.5") + 37 * synth._java_string_hash("2.4.6.8.10")) & 0xFFFFFFFF
+    java_hash = (naming.java_string_hash("1.2.3.4.5") + 37 * naming.java_string_hash("2.4.6.8.10")) & 0xFFFFFFFF
     assert synth.legacy_name(spec) == (
-        f"StudyID.OT.Study_Description.1.42.20101101.130130.{synth._base36(java_hash)}.dcm")
+        f"StudyID.OT.Study_Description.1.42.20101101.130130.{naming.base36(java_hash)}.dcm")
     nothing = dataclasses.replace(spec, study_id=None, study_time=None, study_description=None)
     assert synth.legacy_name(nothing).startswith("NULL.OT.1.42.20101101.")
 
@@ -303,11 +303,6 @@ def test_legacy_name_carries_patient_name_sanitised() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", name)
 
 
-def test_java_string_hash_uses_utf16_units() -> None:
-    assert synth._java_string_hash("") == 0
-    assert synth._java_string_hash("a") == 97
-    # Java: "\uD83D\uDE00".hashCode() == 1772896 (two UTF-16 code units).
-    assert synth._java_string_hash("\U0001f600") == 0xD83D * 31 + 0xDE00
 
 
 # --- Damage ---------------------------------------------------------------------------------------
