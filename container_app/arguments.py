@@ -70,6 +70,10 @@ class MitigateSettings:
     keep: KeepPolicy
     executor: Executor
     rest_file_operations: RestFileOperations
+    xnat_session: str | None = None  # the XNAT session ID (accession number) mounted at ROOT
+    xnat_project: str | None = None  # the XNAT project whose sessions ROOT holds (sessions found by label)
+    xnat_scan: str | None = None  # the XNAT URI of the scan mounted at ROOT (/experiments/<id>/scans/<scan>)
+    xnat_timeout: float = 1800.0  # seconds to wait for XNAT's survey or mitigation of one resource
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
                         help="console on a terminal, JSON lines otherwise (default: auto)")
@@ -147,6 +161,18 @@ def _add_mitigation_options(parser: argparse.ArgumentParser, *, hidden: bool = F
                         default=RestFileOperations.REFUSE.value,
                         help=say("on servers without XNAT's mitigation API, allow renames through upload and "
                                  "delete (which downgrades catalog entries); default refuse"))
+    parser.add_argument("--xnat-session", metavar="ID",
+                        help=say("executor xnat: the XNAT ID of the session mounted at ROOT (the session "
+                                 "wrapper passes it)"))
+    parser.add_argument("--xnat-project", metavar="ID",
+                        help=say("executor xnat: the XNAT project whose sessions ROOT holds (sessions are "
+                                 "found by label; default: the project in each catalog)"))
+    parser.add_argument("--xnat-scan", metavar="URI",
+                        help=say("executor xnat: the XNAT URI of the scan mounted at ROOT, "
+                                 "/experiments/<session ID>/scans/<scan ID> (the scan wrapper passes it)"))
+    parser.add_argument("--xnat-timeout", type=_seconds, default=1800.0, metavar="SECONDS",
+                        help=say("executor xnat: how long to wait for XNAT's survey or mitigation of one "
+                                 "resource (default 1800)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +250,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
             backup_dir=ns.backup_dir or os.path.join(ns.output, "backup"), dry_run=ns.dry_run,
             keep=KeepPolicy(ns.keep), executor=Executor(ns.executor),
             rest_file_operations=RestFileOperations(ns.rest_file_operations),
+            xnat_session=ns.xnat_session or None, xnat_project=ns.xnat_project or None,
+            xnat_scan=ns.xnat_scan or None, xnat_timeout=ns.xnat_timeout,
         )
     if ns.command == "restore":
         return RestoreSettings(common=common, report=ns.report, output=ns.output)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from container_app.headers import IDENTIFYING_KEYWORDS, UID_KEYWORDS, ContentCheck
 from container_app.naming import NamingTemplate, is_legacy_name, unsafe_name_reason
@@ -200,6 +201,14 @@ def _candidate_values(keyword: str, value: str) -> list[str]:
     return [value]
 
 
+_LEGACY_UNSAFE = re.compile(r"[^a-z0-9_.-]")
+
+
+@lru_cache(maxsize=4096)
+def _as_token(value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?:^|{_NAME_DELIMITERS}){re.escape(value)}(?:$|{_NAME_DELIMITERS})")
+
+
 def identifying_tags(record: FileRecord) -> tuple[str, ...]:
     """Keywords of identifying elements whose values appear in the file's name, as whole tokens.
 
@@ -224,8 +233,9 @@ def identifying_tags(record: FileRecord) -> tuple[str, ...]:
             candidate = candidate.strip().lower()
             if len(candidate) < _MIN_LENGTH or (candidate.isdigit() and len(candidate) < _MIN_DIGITS_ONLY):
                 continue
-            forms = {candidate, re.sub(r"[^a-z0-9_.-]", "_", candidate)}
-            if any(re.search(rf"(?:^|{_NAME_DELIMITERS}){re.escape(f)}(?:$|{_NAME_DELIMITERS})", name) for f in forms):
+            forms = {candidate, _LEGACY_UNSAFE.sub("_", candidate)}
+            # A plain substring test first: the boundary regex runs only for the rare names that hold the value.
+            if any(f in name and _as_token(f).search(name) for f in forms):
                 found.append(keyword)
                 break
     return tuple(found)

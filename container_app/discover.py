@@ -41,17 +41,22 @@ def identity_for(root_parts: tuple[str, ...], rel_parts: tuple[str, ...], catalo
     `/data/archive/P1/arc001/S1` names its project and session above ROOT.
     """
     parts = (*root_parts, *rel_parts)
+    below_root = len(root_parts)  # index in `parts` of the first folder below ROOT
     project = session = scan_id = None
     label = parts[-1] if parts else ""
     is_xnat = catalog_rel is not None
-    if len(parts) >= 3 and parts[-3] == "SCANS":
-        scan_id, is_xnat = parts[-2], True
-        if len(rel_parts) >= 4:
-            session = parts[-4]
-    elif len(parts) >= 2 and parts[-2] == "RESOURCES":
-        is_xnat = True
-        if len(rel_parts) >= 3:
-            session = parts[-3]
+    # The innermost `SCANS/<id>/<LABEL>` or `RESOURCES/<LABEL>` holding this folder: a resource's subfolders
+    # (FreeSurfer's mri/, a DICOM resource's secondary/) belong to it and are selected by its label.
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "SCANS" and i + 2 < len(parts):
+            scan_id, label, is_xnat = parts[i + 1], parts[i + 2], True
+        elif parts[i] == "RESOURCES" and i + 1 < len(parts):
+            label, is_xnat = parts[i + 1], True
+        else:
+            continue
+        if i - 1 >= below_root:  # the session folder is below ROOT (a mount's own name is not a label)
+            session = parts[i - 1]
+        break
     for i, part in enumerate(parts[:-1]):
         if _ARCHIVE_FOLDER.fullmatch(part) and i > 0:
             project, session = parts[i - 1], parts[i + 1]

@@ -16,7 +16,8 @@ import stat
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
@@ -43,6 +44,7 @@ _SPECIFIC_CHARACTER_SET = 0x00080005
 _MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
+_META_TAGS = {_MEDIA_STORAGE_SOP_CLASS_UID: "", _MEDIA_STORAGE_SOP_INSTANCE_UID: "", _TRANSFER_SYNTAX_UID: ""}
 _PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
@@ -68,6 +70,7 @@ class ReadPlan:
 
     tags: Mapping[int, str]  # tag -> keyword
     stop_after: int  # the highest tag needed; parsing stops past it
+    vrs: Mapping[int, str] = field(default_factory=dict)  # tag -> its dictionary VR, looked up once
 
     @classmethod
     def for_keywords(cls, keywords: Iterable[str]) -> ReadPlan:
@@ -78,7 +81,9 @@ class ReadPlan:
                 raise ValueError(keyword)
             tags[tag] = keyword
         tags[_SPECIFIC_CHARACTER_SET] = "SpecificCharacterSet"
-        return cls(tags=tags, stop_after=max(tags))
+        # "US or SS": the first, as XNAT's dictionary does
+        vrs = {tag: dictionary_VR(tag).split(" or ")[0] for tag in tags}
+        return cls(tags=tags, stop_after=max(tags), vrs=vrs)
 
 
 class _Window:
@@ -90,6 +95,7 @@ class _Window:
         self.data = os.pread(fd, min(_FIRST_READ, size), 0)
         self._inflate: zlib._Decompress | None = None
         self._inflated_from = 0
+        self.complete = True  # False when a deflate stream ends before its end marker: the file was cut
 
     def inflate_from(self, offset: int) -> None:
         """Everything from `offset` on is a raw deflate stream; offsets beyond it address the inflated bytes."""
@@ -101,6 +107,7 @@ class _Window:
         except zlib.error as exc:
             raise _Unsupported(f"deflate stream: {exc}") from exc
         self.base, self._inflated_from, self.size = 0, offset, len(self.data)
+        self.complete = self._inflate.eof
 
     def get(self, start: int, end: int) -> bytes:
         if end > self.size:
@@ -111,6 +118,64 @@ class _Window:
             length = max(end - start, _FIRST_READ)
             self.data, self.base = os.pread(self.fd, min(length, self.size - start), start), start
         return self.data[start - self.base : end - self.base]
+
+
+_EXPLICIT_LE_HEADER = struct.Struct("<HH2sH").unpack_from
+_IMPLICIT_LE_HEADER = struct.Struct("<HHI").unpack_from
+_U32_LE = struct.Struct("<I").unpack_from
+_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+                        b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
+
+
+def _fast_explicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+                      values: dict[int, bytes]) -> tuple[int, bool]:
+    """The hot loop: elements lying wholly in the buffer, in explicit VR little endian.
+
+    Returns where it stopped and whether the last wanted tag is passed. Anything unusual (an
+    undefined length, an unknown VR, the buffer's end) is left to the general parser.
+    """
+    limit = base + len(data) - 12
+    while base <= pos <= limit:
+        offset = pos - base
+        group, element, vr, length = _EXPLICIT_LE_HEADER(data, offset)
+        tag = (group << 16) | element
+        if tag > stop:
+            return pos, True
+        if vr in _SHORT_VRS:
+            start = pos + 8
+        elif vr in _LONG_VRS:
+            length = _U32_LE(data, offset + 8)[0]
+            if length == _UNDEFINED:
+                return pos, False
+            start = pos + 12
+        else:
+            return pos, False
+        if tag in wanted:
+            if start + length > base + len(data):
+                return pos, False
+            values[tag] = data[start - base : start - base + length]
+        pos = start + length
+    return pos, False
+
+
+def _fast_implicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+                      values: dict[int, bytes]) -> tuple[int, bool]:
+    """The hot loop for implicit VR little endian; same contract as `_fast_explicit_le`."""
+    limit = base + len(data) - 8
+    while base <= pos <= limit:
+        group, element, length = _IMPLICIT_LE_HEADER(data, pos - base)
+        tag = (group << 16) | element
+        if tag > stop:
+            return pos, True
+        if length == _UNDEFINED or group == 0xFFFE:
+            return pos, False
+        start = pos + 8
+        if tag in wanted:
+            if start + length > base + len(data):
+                return pos, False
+            values[tag] = data[start - base : start - base + length]
+        pos = start + length
+    return pos, False
 
 
 class _Parser:
@@ -141,20 +206,26 @@ class _Parser:
 
     def read(self, pos: int, plan: ReadPlan) -> dict[int, bytes]:
         values: dict[int, bytes] = {}
-        size = self.w.size
+        size, wanted, stop = self.w.size, plan.tags, plan.stop_after
+        fast = _fast_explicit_le if not self.implicit else _fast_implicit_le
         while pos < size:
+            if self.little:
+                pos, finished = fast(self.w.data, self.w.base, pos, stop, wanted, values)
+                if finished or pos >= size:
+                    break
+            # One element the fast loops leave to us: near the buffer's end, undefined length, odd VR.
             tag, vr, length, pos = self.header(pos, self.implicit)
-            if tag > plan.stop_after:
+            if tag > stop:
                 break
             if length == _UNDEFINED:
-                if tag in plan.tags:
+                if tag in wanted:
                     raise _Unsupported("a wanted element has undefined length")
                 pos = self.skip_sequence(pos, self.implicit or vr == b"UN", 0)
                 continue
-            if tag in plan.tags:
+            if tag in wanted:
                 values[tag] = self.w.get(pos, pos + length)
             pos += length
-        if pos > size:
+        if pos > size or (pos >= size and not self.w.complete):  # ran out of a cut deflate stream
             raise _Truncated
         return values
 
@@ -225,6 +296,8 @@ def _with_meta(window: _Window, pos: int, has_preamble: bool) -> _Layout:
     """Read the file meta group (always explicit VR little endian)."""
     parser = _Parser(window, little=True, implicit=False)
     meta: dict[int, bytes] = {}
+    # The fast loop stops at the first tag past group 0002 without interpreting it.
+    pos, _finished = _fast_explicit_le(window.data, window.base, pos, 0x0002FFFF, _META_TAGS, meta)
     while pos < window.size:
         # Look at the group first: the dataset after the meta may be implicit VR, big endian or deflated,
         # so its first element must not be parsed as explicit VR little endian.
@@ -283,20 +356,25 @@ def _shortest_float32(number: float) -> float:
     return number  # NaN and infinities
 
 
+@lru_cache(maxsize=64)
+def _encodings(charset: bytes) -> list[str]:
+    """Python codecs for a SpecificCharacterSet value; archives hold only a handful of distinct ones."""
+    terms = [t.strip() for t in charset.decode("ascii", "replace").split("\\")] if charset else []
+    return list(convert_encodings(terms or ["ISO_IR 6"]))
+
+
 def decode_values(raw: Mapping[int, bytes], plan: ReadPlan, little: bool = True) -> dict[str, str]:
     """Raw element bytes to the strings XNAT would use: first value, as stored, padding removed.
 
     `little` is the dataset's byte order, for the binary numbers (US, SL, FD...) that a template may read.
     """
-    charset = raw.get(_SPECIFIC_CHARACTER_SET)
-    terms = [t.strip() for t in charset.decode("ascii", "replace").split("\\")] if charset else []
-    encodings = convert_encodings(terms or ["ISO_IR 6"])
+    encodings = _encodings(raw.get(_SPECIFIC_CHARACTER_SET, b""))
     values: dict[str, str] = {}
     for tag, data in raw.items():
         keyword = plan.tags.get(tag)
         if keyword is None or keyword == "SpecificCharacterSet":
             continue
-        vr = dictionary_VR(tag).split(" or ")[0]  # "US or SS": the first, as XNAT's dictionary does
+        vr = plan.vrs.get(tag) or dictionary_VR(tag).split(" or ")[0]
         if vr in _BINARY_NUMBERS:
             number = _binary_first_value(data, _BINARY_NUMBERS[vr], little)
             if number is not None:
@@ -466,7 +544,7 @@ def check_content(path: str) -> ContentCheck:
             window = _Window(fd, size)
             layout = _layout(window)
             end, last_tag = _Parser(window, layout.little, layout.implicit).last_element_end(layout.dataset_start)
-            if end > window.size:
+            if end > window.size or not window.complete:
                 intact = False
                 detail = "pixel data cut short" if last_tag in _PIXEL_DATA else "the last element is cut short"
         except _Truncated:

@@ -17,18 +17,20 @@ left out, never an error.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shlex
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import IO, Any
 
 import jinja2
 
 from container_app import __version__
+from container_app.errors import ReportError
 from container_app.report import AtomicFile
 
 HTML_REPORT = "report.html"
@@ -684,3 +686,96 @@ def write_html_report(out_dir: str, survey_report: Mapping[str, Any],
         writer.abort()
         raise
     return writer.finish(survey_report, mitigation_report, mitigation_report_path)
+
+
+def write_html_report_from_file(out_dir: str, survey_report_path: str,
+                                mitigation_report: Mapping[str, Any] | None = None, *,
+                                mitigation_report_path: str | None = None) -> str:
+    """`write_html_report` for a `survey-report.json` on disk, read one resource at a time.
+
+    The survey writer puts each resource on a line of its own between the envelope's head and tail;
+    such a file is streamed, any other (a report reformatted by hand, say) is read whole.
+    """
+    by_path: dict[str, Mapping[str, Any]] = {}
+    if isinstance(mitigation_report, Mapping):
+        for resource in sequence(mitigation_report.get("resources")):
+            if isinstance(resource, Mapping):
+                by_path[text(resource.get("path"))] = resource
+    writer = HtmlReportWriter(out_dir)
+    try:
+        envelope = _stream_resources(survey_report_path, lambda r: writer.add(r, by_path.pop(text(r.get("path")),
+                                                                                             None)))
+    except _NotStreamable:
+        writer.abort()
+        document = _load_json(survey_report_path)
+        return write_html_report(out_dir, document, mitigation_report, mitigation_report_path=mitigation_report_path)
+    except BaseException:
+        writer.abort()
+        raise
+    for leftover in by_path.values():
+        writer.add(None, leftover)
+    return writer.finish(envelope, mitigation_report, mitigation_report_path)
+
+
+class _NotStreamable(Exception):
+    """The file is not laid out as the survey writer lays it out."""
+
+
+_RESOURCES_OPEN = '"resources": ['
+
+
+def _stream_resources(path: str, on_resource: Callable[[Mapping[str, Any]], None]) -> dict[str, Any]:
+    """Feed each resource of a survey report written by SurveyReportWriter to `on_resource`; return the
+    envelope (with `resources` empty). Raises _NotStreamable, before feeding any resource, when the
+    file is laid out otherwise."""
+    head: list[str] = []
+    tail: list[str] = []
+    state = "head"
+    fed = 0
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if state == "head":
+                    head.append(line)
+                    if line.strip() == _RESOURCES_OPEN:
+                        state = "resources"
+                elif state == "resources" and line.lstrip().startswith("{"):
+                    try:
+                        item = json.loads(line.rstrip().removesuffix(","))
+                    except json.JSONDecodeError:
+                        if fed == 0:  # resources spread over several lines: not the writer's layout
+                            raise _NotStreamable(path) from None
+                        raise
+                    if not isinstance(item, dict):
+                        raise ReportError(f"{path}: a resource that is not an object")
+                    on_resource(item)
+                    fed += 1
+                else:
+                    state = "tail"
+                    tail.append(line)
+    except OSError as exc:
+        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
+    if state == "head":
+        raise _NotStreamable(path)
+    try:
+        envelope = json.loads("".join(head) + "".join(tail))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path} is not a complete survey report: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise ReportError(f"{path} is not a survey report")
+    return envelope
+
+
+def _load_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ReportError(f"{path} is not a survey report")
+    return document

@@ -14,12 +14,13 @@ import json
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources as package_data
 from typing import IO, Any
 
+import fastjsonschema
 import jsonschema
 from jsonschema.protocols import Validator
 
@@ -45,23 +46,54 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def _schema(schema_name: str, definition: str | None) -> dict[str, Any]:
+    schema = load_schema(schema_name)
+    if definition is None:
+        return schema
+    # Its own $id: validators cache schemas by id, and "#/$defs/..." must resolve inside this document.
+    return {"$schema": schema["$schema"], "$id": f"{schema['$id']}/{definition}", "$defs": schema["$defs"],
+            "$ref": f"#/$defs/{definition}"}
+
+
 @cache
 def validator(schema_name: str, definition: str | None = None) -> Validator:
-    """A strict validator: Draft 2020-12, formats checked, no unknown properties anywhere (the schema says so)."""
-    schema = load_schema(schema_name)
-    if definition is not None:
-        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    """The reference validator (jsonschema): Draft 7, formats checked; explains what is wrong and where."""
+    schema = _schema(schema_name, definition)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+@cache
+def _fast_validator(schema_name: str, definition: str | None = None) -> Callable[[Any], Any]:
+    """The same schema compiled to Python by fastjsonschema: fast enough to check every resource of a
+    million-file survey as it streams. Equally strict (required fields, types, patterns, formats, no
+    unknown properties); on failure the reference validator says what is wrong."""
+    return fastjsonschema.compile(_schema(schema_name, definition), handlers={"http": _offline, "https": _offline})
+
+
+SCHEMAS = ("survey-report.schema.json", "mitigation-report.schema.json", "rollup-report.schema.json")
+
+
+def _offline(uri: str) -> Any:
+    """Resolve references to our own schemas from the package; nothing is ever fetched."""
+    for name in SCHEMAS:
+        schema = load_schema(name)
+        if schema.get("$id") == uri.split("#", 1)[0]:
+            return schema
+    raise ReportError(f"schema reference {uri} is not shipped with the package; schemas never load from the network")
+
+
 def validate(document: Mapping[str, Any], schema_name: str, definition: str | None = None) -> None:
     """Raise ReportValidationError with the first problem and where it is."""
-    error = jsonschema.exceptions.best_match(validator(schema_name, definition).iter_errors(document))
-    if error is not None:
+    try:
+        _fast_validator(schema_name, definition)(document)
+    except fastjsonschema.JsonSchemaException as fast_error:
+        error = jsonschema.exceptions.best_match(validator(schema_name, definition).iter_errors(document))
+        if error is None:  # the two validators disagree: trust the stricter answer, and say so
+            raise ReportValidationError(f"report fails {schema_name}: {fast_error}") from fast_error
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ReportValidationError(f"report fails {schema_name} at {where}: {error.message}")
+        raise ReportValidationError(f"report fails {schema_name} at {where}: {error.message}") from fast_error
 
 
 def read_report(path: str, schema_name: str) -> dict[str, Any]:
@@ -215,6 +247,34 @@ def _camel(reason: Reason) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedResource:
+    """One resource's part of the report, as JSON text, and the few numbers the run's totals need."""
+
+    text: str
+    summary: dict[str, Any]
+    survey_date: str
+
+
+def render_resource(findings: ResourceFindings, survey_date: dt.datetime | None = None) -> RenderedResource:
+    """Build, validate and serialise a resource's document. Runs in the survey's worker processes."""
+    moment = survey_date or now_utc()
+    document = resource_document(findings, moment)
+    validate(document, "survey-report.schema.json", "resource")
+    xnat = document["xnat"]
+    summary = {
+        "path": document["path"],
+        "identity": document["identity"],
+        "requestStatus": document["requestStatus"],
+        "xnat": {k: v for k, v in xnat.items() if k.startswith("total")},
+        "counts": document["counts"],
+        "catalogMissingFiles": len(document["catalog"]["missingFiles"]),
+    }
+    # dumps, not dump: only dumps takes the C encoder for the whole document
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return RenderedResource(text, summary, iso(moment))
+
+
 # --- writing ---------------------------------------------------------------------------------------
 
 
@@ -236,7 +296,7 @@ class Totals:
         c["nonActionableDuplicates"] += xnat["totalNonActionableDuplicates"]
         c["filesInNonActionableDuplicates"] += xnat["totalFilesInNonActionableDuplicates"]
         c["identifyingNames"] += document["counts"]["identifyingName"]
-        c["catalogEntriesMissingFile"] += len(document["catalog"]["missingFiles"])
+        c["catalogEntriesMissingFile"] += document["catalogMissingFiles"]
 
     def as_dict(self) -> dict[str, int]:
         keys = ("resources", "files", "conforming", "divergent", "noncompliant", "badFiles", "mismatchedFiles",
@@ -287,27 +347,31 @@ class SurveyReportWriter:
         self._json.handle.write(head[: head.rstrip().rfind("}")].rstrip() + ',\n "resources": [\n')
 
     def add(self, findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
-        document = resource_document(findings, survey_date)
-        validate(document, "survey-report.schema.json", "resource")
+        """Render and write one resource (in this process); returns its summary."""
+        return self.add_rendered(render_resource(findings, survey_date))
+
+    def add_rendered(self, rendered: RenderedResource) -> dict[str, Any]:
+        """Write one resource rendered (and validated) by `render_resource`, perhaps in a worker."""
         if self.documents_written:
             self._json.handle.write(",\n")
-        json.dump(document, self._json.handle, ensure_ascii=False, separators=(",", ":"))
+        self._json.handle.write(rendered.text)
         self.documents_written += 1
-        self.totals.add(document)
-        xnat, identity = document["xnat"], document["identity"]
+        summary = rendered.summary
+        self.totals.add(summary)
+        xnat, identity = summary["xnat"], summary["identity"]
         self._csv.writerow([
             identity["project"] or "", identity["subject"] or "", identity["session"] or "", identity["scanId"] or "",
-            "", identity["resourceLabel"] or "", document["path"], document["requestStatus"], iso(survey_date),
+            "", identity["resourceLabel"] or "", summary["path"], summary["requestStatus"], rendered.survey_date,
             xnat["totalEntries"], xnat["totalUids"], xnat["totalDuplicates"], xnat["totalBadFiles"],
             xnat["totalMismatchedFiles"],
         ])
-        summary = {"path": document["path"], "requestStatus": document["requestStatus"],
-                   "totalEntries": xnat["totalEntries"], "totalUids": xnat["totalUids"],
-                   "totalMismatchedFiles": xnat["totalMismatchedFiles"], "totalDuplicates": xnat["totalDuplicates"],
-                   "totalBadFiles": xnat["totalBadFiles"],
-                   "identifyingNames": document["counts"]["identifyingName"]}
-        self.summaries.append(summary)
-        return document
+        self.summaries.append({
+            "path": summary["path"], "requestStatus": summary["requestStatus"],
+            "totalEntries": xnat["totalEntries"], "totalUids": xnat["totalUids"],
+            "totalMismatchedFiles": xnat["totalMismatchedFiles"], "totalDuplicates": xnat["totalDuplicates"],
+            "totalBadFiles": xnat["totalBadFiles"], "identifyingNames": summary["counts"]["identifyingName"],
+        })
+        return summary
 
     def finish(self, finished_at: dt.datetime) -> dict[str, Any]:  # the envelope, `resources` left empty
         """Close and validate the envelope, then move both files into place."""

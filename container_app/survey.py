@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 from multiprocessing.pool import Pool
 
 import structlog
@@ -23,21 +24,39 @@ from container_app.records import FileRecord, Reason, Resource
 
 log = structlog.get_logger("xnat_resource_survey.survey")
 
+T = TypeVar("T")
+
+
+def _identity(findings: ResourceFindings) -> ResourceFindings:
+    return findings
+
 _CHUNK = 128
 PROGRESS_EVERY_S = 10.0
 
-_plan: ReadPlan | None = None  # set once per worker process
+_BIG_RESOURCE = 2048  # larger resources are read in chunks by every worker, then classified here
 
 
-def _init_worker(plan: ReadPlan) -> None:
-    global _plan
-    _plan = plan
+@dataclass(frozen=True, slots=True)
+class _WorkerContext:
+    root: str
+    plan: ReadPlan
+    template: NamingTemplate
+    render: Callable[[ResourceFindings], Any]
 
 
-def _read_chunk(task: tuple[int, str, Sequence[str]]) -> tuple[int, list[FileRecord]]:
-    index, directory, names = task
-    assert _plan is not None
-    return index, [survey_file(directory, name, _plan) for name in names]
+_context: _WorkerContext | None = None  # set once per worker process
+
+
+def _init_worker(context: _WorkerContext) -> None:
+    global _context
+    _context = context
+
+
+def _read_chunk(task: tuple[str, Sequence[str]]) -> list[FileRecord]:
+    directory, names = task
+    assert _context is not None
+    plan = _context.plan
+    return [survey_file(directory, name, plan) for name in names]
 
 
 def _check_chunk(task: tuple[str, Sequence[str]]) -> list[tuple[str, ContentCheck | None]]:
@@ -49,6 +68,18 @@ def _check_chunk(task: tuple[str, Sequence[str]]) -> list[tuple[str, ContentChec
         except OSError:
             results.append((name, None))
     return results
+
+
+def _survey_resource(task: tuple[int, Resource | None]) -> tuple[int, Any]:
+    """A whole (small) resource in one worker: read, classify, check, render. None marks a big one."""
+    index, resource = task
+    if resource is None:
+        return index, None
+    assert _context is not None
+    directory = _directory(_context.root, resource)
+    records = _read_chunk((directory, resource.files))
+    findings = _classify(_context.root, resource, records, _context.template, _check_chunk)
+    return index, _context.render(findings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,47 +107,54 @@ def plan_resources(request: SurveyRequest) -> list[Resource]:
 
 
 def run(request: SurveyRequest, resources: Sequence[Resource],
-        on_progress: Callable[[Progress], None] | None = None) -> Iterator[ResourceFindings]:
-    """Survey `resources` (from `plan_resources`), yielding findings resource by resource, in order."""
+        on_progress: Callable[[Progress], None] | None = None,
+        render: Callable[[ResourceFindings], T] = _identity) -> Iterator[T]:  # type: ignore[assignment]
+    """Survey `resources` (from `plan_resources`), yielding `render(findings)` resource by resource, in order.
+
+    `render` runs in the worker that surveyed the resource, so turning findings into report text is
+    spread over the workers too; it must be a module-level function.
+    """
     root = os.path.abspath(request.root)
-    plan = ReadPlan.for_keywords(request.template.keywords)
+    context = _WorkerContext(root, ReadPlan.for_keywords(request.template.keywords), request.template, render)
     progress = Progress(total_files=sum(len(r.files) for r in resources), started=time.monotonic())
     progress.last_report = progress.started
+    units = [(i, r if len(r.files) <= _BIG_RESOURCE else None) for i, r in enumerate(resources)]
 
-    tasks = [
-        (index, _directory(root, resource), resource.files[i : i + _CHUNK])
-        for index, resource in enumerate(resources)
-        for i in range(0, len(resource.files), _CHUNK)
-    ]
-    expected_chunks = [0] * len(resources)
-    for index, _directory_path, _names in tasks:
-        expected_chunks[index] += 1
-
-    pool = _pool(request.jobs, plan)
+    pool = _pool(request.jobs, context)
     try:
-        results: Iterator[tuple[int, list[FileRecord]]]
         if pool is None:
-            _init_worker(plan)
-            results = map(_read_chunk, tasks)
+            _init_worker(context)
+            results: Iterator[tuple[int, Any]] = map(_survey_resource, units)
         else:
-            results = pool.imap(_read_chunk, tasks)
-        records: dict[int, list[FileRecord]] = {}
-        next_index = 0
-        for index, chunk in results:
-            records.setdefault(index, []).extend(chunk)
-            expected_chunks[index] -= 1
-            progress.done_files += len(chunk)
+            results = pool.imap(_survey_resource, units)
+        for index, rendered in results:
+            resource = resources[index]
+            if rendered is None:
+                rendered = render(_survey_big(context, resource, pool))
+            progress.done_files += len(resource.files)
             _maybe_report(progress, on_progress)
-            while next_index < len(resources) and expected_chunks[next_index] == 0:
-                yield _finish(root, resources[next_index], records.pop(next_index, []), request.template, pool)
-                next_index += 1
-        while next_index < len(resources):  # resources without files left to read
-            yield _finish(root, resources[next_index], records.pop(next_index, []), request.template, pool)
-            next_index += 1
+            yield rendered
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
+
+
+def _survey_big(context: _WorkerContext, resource: Resource, pool: Pool | None) -> ResourceFindings:
+    """A resource too big for one worker: every worker reads a share of it."""
+    directory = _directory(context.root, resource)
+    chunks = [(directory, resource.files[i : i + _CHUNK]) for i in range(0, len(resource.files), _CHUNK)]
+    parts = pool.map(_read_chunk, chunks) if pool is not None else map(_read_chunk, chunks)
+    records = [record for part in parts for record in part]
+
+    def check(task: tuple[str, Sequence[str]]) -> list[tuple[str, ContentCheck | None]]:
+        if pool is None:
+            return _check_chunk(task)
+        directory, names = task
+        shares = [(directory, names[i : i + 16]) for i in range(0, len(names), 16)]
+        return [pair for part in pool.map(_check_chunk, shares) for pair in part]
+
+    return _classify(context.root, resource, records, context.template, check)
 
 
 def _maybe_report(progress: Progress, on_progress: Callable[[Progress], None] | None) -> None:
@@ -126,19 +164,19 @@ def _maybe_report(progress: Progress, on_progress: Callable[[Progress], None] | 
         on_progress(progress)
 
 
-def _pool(jobs: int, plan: ReadPlan) -> Pool | None:
+def _pool(jobs: int, context: _WorkerContext) -> Pool | None:
     if jobs <= 1:
         return None
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    return context.Pool(jobs, initializer=_init_worker, initargs=(plan,))
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(jobs, initializer=_init_worker, initargs=(context,))
 
 
 def _directory(root: str, resource: Resource) -> str:
     return root if resource.rel_path == "." else os.path.join(root, *resource.rel_path.split("/"))
 
 
-def _finish(root: str, resource: Resource, records: list[FileRecord], template: NamingTemplate,
-            pool: Pool | None) -> ResourceFindings:
+def _classify(root: str, resource: Resource, records: list[FileRecord], template: NamingTemplate,
+              check: Callable[[tuple[str, Sequence[str]]], list[tuple[str, ContentCheck | None]]]) -> ResourceFindings:
     directory = _directory(root, resource)
     records = [_judge_link(root, directory, r) for r in records]
     records.sort(key=lambda r: r.name)
@@ -146,9 +184,7 @@ def _finish(root: str, resource: Resource, records: list[FileRecord], template: 
     to_check = findings.to_check()
     if not to_check:
         return findings
-    chunks = [(directory, to_check[i : i + 16]) for i in range(0, len(to_check), 16)]
-    results = pool.map(_check_chunk, chunks) if pool is not None else map(_check_chunk, chunks)
-    checks = {name: check for chunk in results for name, check in chunk if check is not None}
+    checks = {name: result for name, result in check((directory, to_check)) if result is not None}
     return with_content_checks(findings, checks)
 
 

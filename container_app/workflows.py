@@ -17,7 +17,7 @@ from container_app.arguments import DemoSettings, SurveySettings
 from container_app.discover import Selection
 from container_app.errors import UsageError
 from container_app.naming import DEFAULT_TEMPLATE, parse_template
-from container_app.report import SurveyReportWriter, iso, new_run_id, now_utc, summary_table
+from container_app.report import SurveyReportWriter, iso, new_run_id, now_utc, render_resource, summary_table
 from container_app.survey import Progress, SurveyRequest, plan_resources, run
 
 log = structlog.get_logger("xnat_resource_survey")
@@ -77,13 +77,13 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
         raise UsageError(f"cannot write the reports into OUT {settings.output!r}: {exc.strerror or exc}") from exc
     clock = time.monotonic()
     try:
-        for findings in run(request, resources, on_progress=_log_progress):
-            document = writer.add(findings, now_utc())
-            xnat = document["xnat"]
-            log.info("resource surveyed", resource=document["path"], status=document["requestStatus"],
+        for rendered in run(request, resources, on_progress=_log_progress, render=render_resource):
+            summary = writer.add_rendered(rendered)
+            xnat = summary["xnat"]
+            log.info("resource surveyed", resource=summary["path"], status=summary["requestStatus"],
                      files=xnat["totalEntries"], uids=xnat["totalUids"], mismatched=xnat["totalMismatchedFiles"],
                      duplicates=xnat["totalDuplicates"], bad=xnat["totalBadFiles"],
-                     identifying_names=document["counts"]["identifyingName"])
+                     identifying_names=summary["counts"]["identifyingName"])
         envelope = writer.finish(now_utc())
     except BaseException:
         writer.abort()
