@@ -11,8 +11,8 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
 from multiprocessing.pool import Pool
+from typing import Any, TypeVar
 
 import structlog
 
