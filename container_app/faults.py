@@ -5,6 +5,8 @@
   is written (as a power cut or `kill -9` would), so tests can stop a mitigation at every step.
 - `enospc_on_backup=N`: the Nth backup copy fails with "No space left on device".
 - `eio_on_unlink=N`: the Nth removal of an original fails with an I/O error.
+- `eacces_on_backup=N`: reading the Nth original to back it up fails with "Permission denied" (a test
+  run as root cannot make a file unreadable for real).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def journal_written(journal: Any) -> None:
 
 
 def before_backup_write() -> None:
+    if _hit("eacces_on_backup"):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
     if _hit("enospc_on_backup"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from container_app.arguments import MitigateSettings
 from container_app.errors import ExitCode, MitigationError, UsageError
 from container_app.execute import (
     ActionResult,
+    Executor,
     FilesystemExecutor,
     Outcome,
     ResourceResult,
@@ -24,7 +26,7 @@ from container_app.execute import (
 from container_app.journal import STATE_FOLDER, Journal, exclusive_lock
 from container_app.plan import ActionKind, MitigationPlan, ResourcePlan, plan_document, plan_mitigation
 from container_app.records import RequestStatus
-from container_app.report import AtomicFile, iso, now_utc, read_report, validate
+from container_app.report import AtomicFile, iso, now_utc, read_report, text_table, validate
 
 log = structlog.get_logger("xnat_resource_survey.mitigate")
 
@@ -48,10 +50,30 @@ def mitigate_command(settings: MitigateSettings) -> ExitCode:
         raise UsageError("BACKUP must not be inside ROOT: backups would become part of the archive")
     if _inside(survey.output, root):
         raise UsageError("OUT must not be inside ROOT")
-    if settings.executor is ExecutorChoice.XNAT:
-        raise UsageError("the XNAT REST executor is not available in this version; use --executor filesystem "
-                         "on a writable archive")
+    use_xnat = _wants_xnat(settings, root)
+    client = None
+    if use_xnat and not settings.dry_run:
+        from container_app.xnat_executor import connect
 
+        client = connect(settings)  # before the survey: bad credentials or no server fail fast, nothing changed
+    try:
+        return _mitigate(settings, root, backup_root, client, use_xnat)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _wants_xnat(settings: MitigateSettings, root: str) -> bool:
+    """`--executor xnat`; or `auto` inside XNAT (XNAT_HOST set) on a mount that cannot be written."""
+    if settings.executor is ExecutorChoice.XNAT:
+        return True
+    if settings.executor is ExecutorChoice.FILESYSTEM:
+        return False
+    return bool(os.environ.get("XNAT_HOST")) and not os.access(root, os.W_OK)
+
+
+def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: Any, use_xnat: bool) -> ExitCode:
+    survey = settings.survey
     report_path = settings.report
     if report_path is None:
         from container_app.workflows import survey_archive
@@ -70,9 +92,9 @@ def mitigate_command(settings: MitigateSettings) -> ExitCode:
     if settings.dry_run:
         _write_json(os.path.join(survey.output, MITIGATION_PLAN), plan_document(plan))
         results = [_planned(r, backup_folder_for(backup_root, plan.run_id, r)) for r in plan.resources]
-        document = mitigation_document(plan, results, report_path, backup_root, None, True, started)
-        _write_report(survey.output, document)
-        _log_summary(document)
+        document = mitigation_document(plan, results, report_path, backup_root, None, True, started,
+                                       executor="xnat" if use_xnat else "filesystem")
+        _log_summary(document, _write_report(survey.output, document))
         return ExitCode.OK
 
     state = os.path.join(backup_root, STATE_FOLDER, plan.run_id)
@@ -80,20 +102,32 @@ def mitigate_command(settings: MitigateSettings) -> ExitCode:
     with exclusive_lock(state, f"mitigation run {plan.run_id}"):
         journal = Journal.open(os.path.join(state, "journal.jsonl"))
         try:
-            executor = FilesystemExecutor(root, backup_root, plan.run_id, journal)
+            executor: Executor
+            xnat_executor = None
+            if client is not None:
+                from container_app.xnat_executor import XnatExecutor
+
+                executor = xnat_executor = XnatExecutor(client, settings, root, plan.run_id, journal, survey_report)
+            else:
+                executor = FilesystemExecutor(root, backup_root, plan.run_id, journal)
             log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
-                     journal=journal.path, run_id=plan.run_id)
+                     journal=journal.path, run_id=plan.run_id, executor=executor.name)
             results = []
             for resource_plan in plan.resources:
                 result = executor.execute(resource_plan)
                 results.append(result)
                 _log_resource(result)
+            if xnat_executor is not None:  # the mount is a live view of the archive: check what XNAT did
+                results = xnat_executor.confirm(results, survey, os.path.join(survey.output, "resurvey"))
         finally:
             journal.close()
-    document = mitigation_document(plan, results, report_path, backup_root, journal.path, False, started)
-    _write_report(survey.output, document)
+    document = mitigation_document(plan, results, report_path, backup_root, journal.path, False, started,
+                                   executor=executor.name)
+    if xnat_executor is not None:
+        document["xnatServer"] = xnat_executor.server_document()
+    report_out = _write_report(survey.output, document)
     _write_json(os.path.join(state, MITIGATION_REPORT), document)  # restore can find it beside the backups
-    _log_summary(document)
+    _log_summary(document, report_out)
     troubled = {ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED}
     return ExitCode.FINDINGS if any(r.status in troubled for r in results) else ExitCode.OK
 
@@ -169,7 +203,14 @@ def _action_document(r: ActionResult) -> dict[str, Any]:
         document["error"] = r.error
     if a.group is not None:
         document["sopClassUID"], document["sopInstanceUID"] = a.group
+    document.update(_extra_fields(r))
     return document
+
+
+def _extra_fields(result: object) -> dict[str, Any]:
+    """Fields an executor adds to a resource or action (the XNAT executor: way, XNAT's report, catalog entries)."""
+    fields = getattr(result, "report_fields", None)
+    return dict(fields()) if callable(fields) else {}
 
 
 def resource_document(result: ResourceResult) -> dict[str, Any]:
@@ -191,11 +232,13 @@ def resource_document(result: ResourceResult) -> dict[str, Any]:
     }
     if result.reason:
         document["statusReason"] = result.reason
+    document.update(_extra_fields(result))
     return document
 
 
 def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult], survey_report: str,
-                        backup_root: str, journal: str | None, dry_run: bool, started: Any) -> dict[str, Any]:
+                        backup_root: str, journal: str | None, dry_run: bool, started: Any,
+                        executor: str = "filesystem") -> dict[str, Any]:
     resources = [resource_document(r) for r in results]
     return {
         "reportType": "mitigation",
@@ -207,7 +250,7 @@ def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult],
         "template": plan.template,
         "keep": plan.keep.value,
         "dryRun": dry_run,
-        "executor": "filesystem",
+        "executor": executor,
         "backupRoot": backup_root,
         "journal": journal,
         "startedAt": iso(started),
@@ -245,9 +288,11 @@ def _write_json(path: str, document: Any) -> None:
         raise
 
 
-def _write_report(out_dir: str, document: dict[str, Any]) -> None:
+def _write_report(out_dir: str, document: dict[str, Any]) -> str:
     validate(document, SCHEMA)
-    _write_json(os.path.join(out_dir, MITIGATION_REPORT), document)
+    path = os.path.join(out_dir, MITIGATION_REPORT)
+    _write_json(path, document)
+    return path
 
 
 def _log_resource(result: ResourceResult) -> None:
@@ -257,11 +302,24 @@ def _log_resource(result: ResourceResult) -> None:
              errors=xnat["totalFileErrors"], conflicts=len(result.plan.conflicts), reason=result.reason)
 
 
-def _log_summary(document: dict[str, Any]) -> None:
+_TABLE = (("resource", "path"), ("status", "status"), ("moved", "moved"), ("removed", "removed"),
+          ("retained", "retained"), ("errors", "errors"), ("conflicts", "conflicts"))
+
+
+def _log_summary(document: dict[str, Any], report_path: str) -> None:
     path = "dry run: nothing changed" if document["dryRun"] else document["backupRoot"]
-    log.info("mitigation finished", backup=path, **document["totals"])
-    if not document["dryRun"] and document["totals"]["movedFiles"] + document["totals"]["removedFiles"]:
-        log.info("to undo", command="xnat-resource-survey restore --report <OUT>/mitigation-report.json")
+    log.info("mitigation finished", backup=path, report=report_path, **document["totals"])
+    undo = f"xnat-resource-survey restore --report {report_path}"
+    changed = document["totals"]["movedFiles"] + document["totals"]["removedFiles"]
+    if not document["dryRun"] and changed:
+        log.info("to undo", command=undo)
+    if sys.stderr.isatty():
+        rows = [{"path": r["path"], "status": r["status"], "moved": r["xnat"]["totalMovedFiles"],
+                 "removed": r["xnat"]["totalRemovedFiles"], "retained": len(r["xnat"]["retainedFiles"]),
+                 "errors": r["xnat"]["totalFileErrors"], "conflicts": len(r["conflicts"])}
+                for r in document["resources"]]
+        sys.stdout.write(text_table(_TABLE, rows))
+        sys.stdout.write(f"backups: {path}\n" + (f"to undo: {undo}\n" if changed and not document["dryRun"] else ""))
 
 
 def load_mitigation_report(path: str) -> dict[str, Any]:

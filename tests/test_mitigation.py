@@ -299,3 +299,31 @@ def test_full_backup_disk_gives_errors_not_losses(tmp_path: Path, mount_point: P
     else:  # the journal itself could not be written: nothing may have moved without it
         assert "No space" in result.stdout
     assert_nothing_lost(before, root, mount_point)
+
+
+def test_permission_denied_on_one_file_blocks_only_that_file(tmp_path: Path) -> None:
+    root = legacy_session(tmp_path / "a", scans=1, per_scan=6, duplicates=0)
+    out, backup = tmp_path / "out", tmp_path / "backup"
+    survey(root, out)
+    before = snapshot(root)
+    result = mitigate(root, out, backup, env={"XNAT_RESOURCE_SURVEY_FAULTS": "eacces_on_backup=3"})
+    no_traceback(result)
+    assert result.returncode == 1
+    resource = mitigation_report(out)["resources"][0]
+    (denied,) = resource["xnat"]["backupErrors"].values()
+    assert "Permission denied" in denied["message"] and (root / denied["file"]).exists()
+    assert resource["xnat"]["totalMovedFiles"] == 5 and resource["status"] == "PARTIAL"
+    assert_nothing_lost(before, root, backup)
+
+
+def test_file_deleted_after_the_survey_makes_the_resource_stale(tmp_path: Path) -> None:
+    root = legacy_session(tmp_path / "a", scans=1, per_scan=4, duplicates=0)
+    out = tmp_path / "out"
+    report = survey(root, out)
+    victim = report["resources"][0]["files"][0]["path"]
+    (root / victim).unlink()
+    before = snapshot(root)
+    assert mitigate(root, out, tmp_path / "backup").returncode == 1
+    resource = mitigation_report(out)["resources"][0]
+    assert resource["status"] == "STALE" and "gone" in resource["statusReason"]
+    assert snapshot(root) == before
