@@ -488,7 +488,11 @@ class HtmlReportWriter:
                            (("catalogWriteError", "Catalog not written"), ("resourceSaveError", "Resource not saved"))
                            if xnat.get(key)]
         catalog = mapping(mitigation.get("catalog"))
+        downgraded = sum(1 for a in sequence(mitigation.get("actions"))
+                         if isinstance(a, Mapping) and a.get("catalogEntryDowngraded") is True)
         return {
+            "way": text(mitigation.get("way")), "way_reason": text(mitigation.get("wayReason")),
+            "downgraded": downgraded,
             "status": status, "status_class": status_class(status),
             "status_reason": text(mitigation.get("statusReason")),
             "after": after, "after_class": status_class(after),
@@ -563,6 +567,9 @@ class HtmlReportWriter:
                 "restore_command": None if dry_run else
                 f"xnat-resource-survey restore --report {shlex.quote(report_path)}",
                 "survey_report": text(report.get("surveyReport")),
+                "executor": text(report.get("executor")),
+                "server": {k: text(mapping(report.get("xnatServer")).get(k))
+                           for k in ("host", "version", "way", "wayReason")},
                 "stats": [
                     {"key": "resources", "label": "resources mitigated", "value": self.mitigated_resources,
                      "alert": False},

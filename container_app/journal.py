@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,10 +78,8 @@ class Journal:
             try:
                 self.commit()
             finally:
-                try:
+                with suppress(OSError):  # already reported by commit
                     self._handle.close()
-                except OSError:
-                    pass  # already reported by commit
                 self._handle = None
 
     def done(self, step: str, **match: Any) -> list[dict[str, Any]]:

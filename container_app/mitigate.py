@@ -23,6 +23,7 @@ from container_app.execute import (
     ResourceStatus,
     backup_folder_for,
 )
+from container_app.html_report import write_html_report_from_file
 from container_app.journal import STATE_FOLDER, Journal, exclusive_lock
 from container_app.plan import ActionKind, MitigationPlan, ResourcePlan, plan_document, plan_mitigation
 from container_app.records import RequestStatus
@@ -289,9 +290,11 @@ def _write_json(path: str, document: Any) -> None:
 
 
 def _write_report(out_dir: str, document: dict[str, Any]) -> str:
+    """`mitigation-report.json`, validated, and the page people read beside it (`report.html`)."""
     validate(document, SCHEMA)
     path = os.path.join(out_dir, MITIGATION_REPORT)
     _write_json(path, document)
+    write_html_report_from_file(out_dir, document["surveyReport"], document, mitigation_report_path=path)
     return path
 
 

@@ -132,7 +132,12 @@ def restore_report(report: dict[str, Any]) -> dict[str, Any]:
 
 def restore_command(settings: RestoreSettings) -> ExitCode:
     report = load_mitigation_report(settings.report)
-    result = restore_report(report)
+    if report.get("executor") == "xnat":  # undone through XNAT's REST API, as it was done
+        from container_app.restore_xnat import restore_xnat_report
+
+        result = restore_xnat_report(report)
+    else:
+        result = restore_report(report)
     out = settings.output or os.path.dirname(os.path.abspath(settings.report))
     os.makedirs(out, exist_ok=True)
     target = AtomicFile(os.path.join(out, RESTORE_REPORT))

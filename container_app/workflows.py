@@ -16,6 +16,7 @@ from container_app import __version__
 from container_app.arguments import DemoSettings, SurveySettings
 from container_app.discover import Selection
 from container_app.errors import UsageError
+from container_app.html_report import write_html_report_from_file
 from container_app.naming import DEFAULT_TEMPLATE, parse_template
 from container_app.report import SurveyReportWriter, iso, new_run_id, now_utc, render_resource, summary_table
 from container_app.survey import Progress, SurveyRequest, plan_resources, run
@@ -91,7 +92,8 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     elapsed = time.monotonic() - clock
     totals = envelope["totals"]
     report_path = os.path.join(settings.output, "survey-report.json")
-    log.info("survey finished", report=report_path, seconds=round(elapsed, 3),
+    html_path = write_html_report_from_file(settings.output, report_path)
+    log.info("survey finished", report=report_path, html=html_path, seconds=round(elapsed, 3),
              files_per_second=round(total_files / elapsed) if elapsed > 0 else None, **totals)
     if print_summary and sys.stderr.isatty():
         sys.stdout.write(summary_table(writer.summaries, totals))

@@ -9,6 +9,7 @@ is an alias token, and the JSESSION id never appear in logs, reports or exceptio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -242,14 +243,11 @@ class XnatClient:
         session, self._session = self._session, None
         if session is None:
             return
-        try:
+        # Logging out is a courtesy (the token expires with the container): never let it fail the run.
+        with contextlib.suppress(Exception):
             session.interface.delete(session._format_uri("/data/JSESSION"), timeout=(2.0, 5.0))
-        except Exception:  # noqa: S110 (logging out is a courtesy; the token expires with the container)
-            pass
-        try:
+        with contextlib.suppress(Exception):
             session.disconnect()
-        except Exception:  # noqa: S110
-            pass
 
     def __enter__(self) -> XnatClient:
         return self

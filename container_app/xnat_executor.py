@@ -342,6 +342,10 @@ class XnatArchive:
             log.warning("could not cancel XNAT's survey request", request=request_id, error=str(exc))
 
 
+def _is_open(request: Mapping[str, Any], status: str) -> bool:
+    return str(request.get("rsnStatus", "")).upper() == status and not request.get("closingDate")
+
+
 def _request_id(text: str, default: int | None = None) -> int:
     match = re.search(r"\d+", text or "")
     if match is None:
@@ -623,12 +627,26 @@ class XnatApiExecutor:
         if stale is not None:
             return _untouched(plan, ResourceStatus.STALE, stale, **common)
 
-        started_ms = int(time.time() * 1000)
-        c.journal.append("xnat-survey", "start", resource=resource, resourceId=rid)
-        request_id = self._start_survey(rid, latest, started_ms)
-        c.journal.append("xnat-survey", "queued", resource=resource, requestId=request_id)
-        c.journal.commit()
-        status = self._wait(request_id, SURVEY_WORKING)
+        ours = c.survey.get(resource, {})
+        comparison: dict[str, Any] | None = None
+        if latest is not None and _is_open(latest, "DIVERGENT"):
+            # An open survey of XNAT's, from an earlier run or someone else: use it if it says what ours says;
+            # otherwise it is out of date: cancel it (it only holds a report) and ask XNAT to survey afresh.
+            request_id = int(latest["id"])
+            comparison = compare_surveys(plan, ours, c.archive.survey_report(request_id))
+            if comparison["verdict"] == "agree":
+                status = "DIVERGENT"
+                c.journal.append("xnat-survey", "adopted", resource=resource, requestId=request_id)
+            else:
+                c.archive.cancel(request_id)
+                comparison, latest = None, None
+        if comparison is None:
+            started_ms = int(time.time() * 1000)
+            c.journal.append("xnat-survey", "start", resource=resource, resourceId=rid)
+            request_id = self._start_survey(rid, latest, started_ms)
+            c.journal.append("xnat-survey", "queued", resource=resource, requestId=request_id)
+            c.journal.commit()
+            status = self._wait(request_id, SURVEY_WORKING)
         common["request_id"] = request_id
         if status in SURVEY_WORKING:
             return _untouched(plan, ResourceStatus.FAILED, f"XNAT's survey (request {request_id}) did not finish "
@@ -636,9 +654,8 @@ class XnatApiExecutor:
         if status not in SURVEY_DONE:
             return _untouched(plan, ResourceStatus.FAILED, f"XNAT's survey (request {request_id}) ended {status}; "
                               "nothing was changed", request_status=status, **common)
-        theirs = c.archive.survey_report(request_id)
-        ours = c.survey.get(resource, {})
-        comparison = compare_surveys(plan, ours, theirs)
+        if comparison is None:
+            comparison = compare_surveys(plan, ours, c.archive.survey_report(request_id))
         common["xnat_survey"] = comparison
         c.journal.append("xnat-survey", "done", resource=resource, requestId=request_id, status=status,
                          verdict=comparison["verdict"])
@@ -678,6 +695,8 @@ class XnatApiExecutor:
                 if status in SURVEY_WORKING or (isinstance(created, int) and created >= started_ms - 1000
                                                 and status in SURVEY_DONE):
                     return int(found["id"])
+                if _is_open(found, "DIVERGENT"):  # an older open survey blocks a new one
+                    c.archive.cancel(int(found["id"]))
             if delay is None:
                 break
             time.sleep(delay)
@@ -720,9 +739,9 @@ class XnatApiExecutor:
         common = {**common, "request_id": request_id}
         status = self._wait(request_id, MITIGATION_WORKING | SURVEY_WORKING)
         if status in MITIGATION_WORKING:
-            reason = (f"XNAT has not finished mitigating within {c.wait_s:.0f} s (request {request_id} is "
-                      f"{status}); it carries on: run again later to collect its report")
-            return _untouched(plan, ResourceStatus.PARTIAL, reason, request_status=status, **common)
+            waiting = (f"XNAT has not finished mitigating within {c.wait_s:.0f} s (request {request_id} is "
+                       f"{status}); it carries on: run again later to collect its report")
+            return _untouched(plan, ResourceStatus.PARTIAL, waiting, request_status=status, **common)
         report = c.archive.mitigation_report(request_id) if status in MITIGATION_DONE or status == "ERROR" else None
         if report is None:
             return _untouched(plan, ResourceStatus.FAILED, f"XNAT's mitigation (request {request_id}) ended {status} "
@@ -732,7 +751,7 @@ class XnatApiExecutor:
         results, converted = actions_from_xnat(plan, c.survey.get(plan.resource_path, {}), report)
         extra_error = bool(converted["catalogWriteError"] or converted["resourceSaveError"]) or status == "ERROR"
         outcome = _status_after(results, plan, extra_error)
-        reason = None
+        reason: str | None = None
         if adopted:
             reason = f"finished XNAT's mitigation request {request_id}, queued by an earlier run"
         if status == "ERROR":
@@ -906,6 +925,8 @@ class XnatFileOpsExecutor:
                 c.journal.commit()
 
         # 3. Renames and removals, in the plan's order (a name is freed before it is taken).
+        replaceable = frozenset(_name(plan.actions[i].source.path) for i in verified
+                                if plan.actions[i].kind is ActionKind.REMOVE)
         for index, action in enumerate(plan.actions):
             if index not in verified:
                 continue
@@ -917,7 +938,7 @@ class XnatFileOpsExecutor:
                 if action.kind is ActionKind.REMOVE:
                     self._remove(plan, target, action, listing)
                 else:
-                    self._rename(plan, target, action, listing)
+                    self._rename(plan, target, action, listing, replaceable)
             except (FileProblem, XnatRequestError) as exc:
                 if isinstance(exc, XnatPermissionError):
                     raise
@@ -974,40 +995,11 @@ class XnatFileOpsExecutor:
                 return _Backup(sha, action.source.size)
             overwrite = True  # a broken copy under the name its bytes should hash to: nothing to lose
         data = read_mount_file(self.c.root, plan, action.source)
-        self._put_verified(target.backup_url, sha, data, file_format=BACKUP_FORMAT, content=None,
-                           replace_any=True, stray_path=None, sha=sha, overwrite=overwrite)
+        put_verified(self.c.archive, target.backup_url, sha, data, sha=sha, file_format=BACKUP_FORMAT, content=None,
+                     replace_any=True, stray_path=None, overwrite=overwrite)
         backups[sha] = {"Name": sha, "Size": str(len(data))}
         self._verified.add(key)
         return _Backup(sha, len(data))
-
-    def _put_verified(self, resource_url: str, name: str, data: bytes, *, file_format: str | None,
-                      content: str | None, replace_any: bool, stray_path: str | None, sha: str,
-                      overwrite: bool = False) -> None:
-        """Upload `data` as `name` (which XNAT's listing does not show) and read it back until it is right.
-
-        What may already sit under the name: a copy cut off by an earlier attempt (a prefix of `data`),
-        replaced; for backups (`replace_any`, named by the sha256 their bytes must have) anything else
-        too, since a wrong copy there holds nothing; otherwise a file of unknown origin stays untouched.
-        """
-        archive = self.c.archive
-        try:
-            archive.upload(resource_url, name, data, overwrite=overwrite, file_format=file_format, content=content)
-        except XnatConflictError:
-            try:
-                existing: bytes | None = archive.download(resource_url, name)
-            except XnatNotFoundError:  # on disk but not in the catalog: look at it through the mount
-                existing = _read_or_none(stray_path)
-            if existing is not None and _sha256(existing) == sha:
-                return
-            if not (replace_any or (existing is not None and data.startswith(existing))):
-                raise FileProblem(f"{name} already exists and is not this file; never overwritten") from None
-            archive.upload(resource_url, name, data, overwrite=True, file_format=file_format, content=content)
-        if _sha256(archive.download(resource_url, name)) == sha:
-            return
-        # The name held nothing before this call (or only a broken copy): what reads back wrong is ours to replace.
-        archive.upload(resource_url, name, data, overwrite=True, file_format=file_format, content=content)
-        if _sha256(archive.download(resource_url, name)) != sha:
-            raise FileProblem(f"the copy uploaded to XNAT as {name} reads back different bytes")
 
     def _write_manifest(self, plan: ResourcePlan, target: XnatTarget, items: Iterable[tuple[Action, _Backup]]) -> str:
         c = self.c
@@ -1039,14 +1031,21 @@ class XnatFileOpsExecutor:
     def _remove(self, plan: ResourcePlan, target: XnatTarget, action: Action, listing: dict[str, Any]) -> None:
         name = _name(action.source.path)
         if name not in listing:
-            return  # removed by an earlier attempt, after its backup was verified
+            if not os.path.lexists(os.path.join(_folder(self.c.root, plan), name)):
+                return  # removed by an earlier attempt, after its backup was verified
+            if any(a.kind is ActionKind.RENAME and a.target and _name(a.target) == name for a in plan.actions):
+                return  # on disk but not in XNAT's catalog (a cut-off upload): the rename's upload replaces it
+            raise FileProblem("the file is on disk but not in XNAT's catalog: XNAT's REST API cannot remove it; "
+                              "left in place")
         if not self._keeper_present(plan, action, listing):
             raise FileProblem("the copy to keep is gone; this copy stays")
         _check_listed_size(listing[name], action.source)
         self.c.archive.delete_file(target.url, name)
         listing.pop(name, None)
 
-    def _rename(self, plan: ResourcePlan, target: XnatTarget, action: Action, listing: dict[str, Any]) -> None:
+    def _rename(self, plan: ResourcePlan, target: XnatTarget, action: Action, listing: dict[str, Any],
+                replaceable: frozenset[str]) -> None:
+        """`replaceable`: names whose files this run has backed up and removes (they may be overwritten)."""
         assert action.target is not None
         old, new = _name(action.source.path), _name(action.target)
         archive = self.c.archive
@@ -1061,8 +1060,9 @@ class XnatFileOpsExecutor:
             data = read_mount_file(self.c.root, plan, action.source)
             row = listing[old]
             fmt, content = row.get("file_format") or None, row.get("file_content") or None
-            self._put_verified(target.url, new, data, file_format=fmt, content=content, replace_any=False,
-                               stray_path=os.path.join(_folder(self.c.root, plan), new), sha=action.source.sha256 or "")
+            put_verified(archive, target.url, new, data, sha=action.source.sha256 or "", file_format=fmt,
+                         content=content, replace_any=new in replaceable,
+                         stray_path=os.path.join(_folder(self.c.root, plan), new))
             listing[new] = {**row, "Name": new}
         if old in listing:
             archive.delete_file(target.url, old)
@@ -1089,6 +1089,38 @@ class XnatFileOpsExecutor:
             counts["dcmEntries"] = sum(1 for e in entries if e.is_dcm_entry)
             counts["plainEntries"] = sum(1 for e in entries if not e.is_dcm_entry)
         return updated, counts
+
+
+def put_verified(archive: XnatArchive, resource_url: str, name: str, data: bytes, *, sha: str,
+                 file_format: str | None, content: str | None, replace_any: bool, stray_path: str | None,
+                 overwrite: bool = False) -> None:
+    """Upload `data` as `name` (a name XNAT's listing did not show) and read it back until XNAT serves it right.
+
+    What may already sit under the name without being in the catalog, or answer a retried upload: our
+    own upload, cut off or garbled (a prefix of `data`, or whatever an upload of ours just made), which is
+    replaced; for backups (`replace_any`: named by the sha256 their bytes must have, so a wrong copy there
+    holds nothing) anything. Any other file stays untouched and the step fails. `stray_path` is where the
+    name lies on the archive mount, to look at a file XNAT has on disk but not in its catalog.
+    """
+    try:
+        status = archive.upload(resource_url, name, data, overwrite=overwrite, file_format=file_format,
+                                content=content)
+    except XnatConflictError:
+        status = 409  # the name was taken before this call
+    for attempt in range(2):
+        try:
+            existing: bytes | None = archive.download(resource_url, name)
+            listed = True
+        except XnatNotFoundError:  # not in the catalog; perhaps on disk (a cut-off upload): look through the mount
+            existing, listed = _read_or_none(stray_path), False
+        if listed and existing is not None and _sha256(existing) == sha:
+            return
+        ours = status in (200, 201) or existing is None or data.startswith(existing)
+        if not (replace_any or ours):
+            raise FileProblem(f"{name} already exists and is not this file; never overwritten")
+        if attempt == 1:
+            raise FileProblem(f"the copy uploaded to XNAT as {name} reads back different bytes")
+        status = archive.upload(resource_url, name, data, overwrite=True, file_format=file_format, content=content)
 
 
 def _read_or_none(path: str | None) -> bytes | None:

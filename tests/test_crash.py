@@ -33,7 +33,8 @@ def big_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
             name = Naming.LEGACY if n % 3 == 0 else Naming.XNAT
             copies: tuple[CopySpec, ...] = ()
             if n % 25 == 0:
-                copies = (CopySpec(name=f"copy-{scan}-{n}.dcm", kind=CopyKind.IDENTICAL if n % 50 else CopyKind.DIFFERENT),)
+                kind = CopyKind.IDENTICAL if n % 50 else CopyKind.DIFFERENT
+                copies = (CopySpec(name=f"copy-{scan}-{n}.dcm", kind=kind),)
             files.append(FileSpec(instance=instance, name=name, copies=copies))
         scans.append(ScanSpec(scan_id=str(scan), files=tuple(files)))
     return synth.build_session(tmp_path_factory.mktemp("crash") / "pristine", "S1", "P1", scans).root
@@ -85,8 +86,9 @@ def test_sigkill_at_random_moments(big_session: Path, tmp_path: Path) -> None:
     report = survey(root, out)
     before = snapshot(root)
     rng = random.Random(20261127)
-    command = [sys.executable, "-m", "container_app", "mitigate", str(root), "--report", str(out / "survey-report.json"),
-               "--backup-dir", str(backup), "--output", str(out / "mitigation"), "--log-format", "json"]
+    command = [sys.executable, "-m", "container_app", "mitigate", str(root),
+               "--report", str(out / "survey-report.json"), "--backup-dir", str(backup),
+               "--output", str(out / "mitigation"), "--log-format", "json"]
     for _ in range(6):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 2.5))

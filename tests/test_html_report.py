@@ -16,6 +16,7 @@ import pytest
 
 from container_app.arguments import Common, DemoSettings
 from container_app.demo_archive import DEMO_PATIENT_NAME
+from container_app.errors import ReportError
 from container_app.html_report import (
     HTML_REPORT,
     MAX_ROWS,
@@ -23,6 +24,7 @@ from container_app.html_report import (
     environment,
     worst_status,
     write_html_report,
+    write_html_report_from_file,
 )
 from container_app.report import validate
 from container_app.workflows import run_demo
@@ -342,6 +344,31 @@ def test_templates_are_autoescaped() -> None:
     assert template.render(value="<b>") == "&lt;b&gt;"
 
 
+@pytest.mark.parametrize("layout", ["as-written", "indented", "one-line"])
+def test_report_file_gives_the_same_page(demo: tuple[Path, dict[str, Any]], tmp_path: Path, layout: str) -> None:
+    out, report = demo
+    source = out / "survey-report.json"
+    if layout != "as-written":
+        source = tmp_path / "copy.json"
+        source.write_text(json.dumps(report, indent=2 if layout == "indented" else None), "utf-8")
+    streamed = Path(write_html_report_from_file(str(tmp_path / "a"), str(source))).read_text("utf-8")
+    whole = Path(write_html_report(str(tmp_path / "b"), report)).read_text("utf-8")
+    assert streamed == whole
+
+
+def test_report_file_that_is_broken_is_a_report_error(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    out, _ = demo
+    lines = (out / "survey-report.json").read_text("utf-8").splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if line.startswith("{")) + 1
+    broken = tmp_path / "broken.json"
+    broken.write_text("".join([*lines[:index], "{truncated\n"]), "utf-8")
+    with pytest.raises(ReportError, match="is not a JSON report"):
+        write_html_report_from_file(str(tmp_path / "out"), str(broken))
+    with pytest.raises(ReportError, match="cannot read report"):
+        write_html_report_from_file(str(tmp_path / "out"), str(tmp_path / "missing.json"))
+    assert not list((tmp_path / "out").iterdir())
+
+
 # --- escaping ----------------------------------------------------------------------------------------
 
 HOSTILE = "<script>alert('x')</script> & \"quoted\".dcm"
@@ -459,7 +486,7 @@ def test_mitigation_report_with_missing_fields_still_renders(demo: tuple[Path, d
     resource = next(r for r in survey["resources"] if r["xnat"]["totalMismatchedFiles"])
     old, new = next(iter(resource["xnat"]["mismatchedFiles"].items()))
     folder = old.rsplit("/", 1)[0]
-    sparse = {"reportType": "mitigation", "resources": [
+    sparse: dict[str, Any] = {"reportType": "mitigation", "resources": [
         {"path": resource["path"], "xnat": {"movedFiles": {old: f"{folder}/{new}"},
                                              "moveErrors": {"x.dcm": {"file": "x.dcm", "message": "disk <full>"}},
                                              "catalogWriteError": "catalog & co"}},
@@ -467,6 +494,13 @@ def test_mitigation_report_with_missing_fields_still_renders(demo: tuple[Path, d
     ]}
     html, root = render(tmp_path, survey, sparse)
     assert "disk &lt;full&gt;" in html and "catalog &amp; co" in html
+    # the XNAT executor's extras, partly there
+    sparse.update(executor="xnat", xnatServer={"host": "https://xnat.example", "way": None})
+    sparse["resources"][0].update(way="file-operations", actions=[
+        {"action": "RENAME", "path": old, "newPath": f"{folder}/{new}", "catalogEntryDowngraded": True}])
+    html, root = render(tmp_path, survey, sparse)
+    assert "https://xnat.example" in html and "files API" in html
+    assert root.find(data_downgraded="1")
     totals = {e.attrs["data-mitigation-total"]: int(e.attrs["data-value"])
               for e in root.find_all(data_mitigation_total=None)}
     assert totals["movedFiles"] == 1 and totals["fileErrors"] == 1 and totals["resources"] == 2

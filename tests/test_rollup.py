@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,20 @@ def test_cli_rollup_errors_are_clear(cli: CliRunner, tmp_path: Path) -> None:
         assert line["kind"] == "ReportError" and message in line["error"]
         assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_schema_rejects_unknown_and_missing_fields(demo_report: dict[str, Any]) -> None:
+    from container_app.errors import ReportValidationError
+
+    rollup = build_rollup([demo_report])
+    mutations: list[Callable[[dict[str, Any]], object]] = [
+        lambda d: d["projects"][0]["sessions"][0].update(extra=1),
+        lambda d: d["totals"].update(extra=1),
+        lambda d: d["projects"][0].pop("sessionCount"),
+        lambda d: d["totals"].update(totalEntries=-1),
+    ]
+    for mutate in mutations:
+        broken = copy.deepcopy(rollup)
+        mutate(broken)
+        with pytest.raises(ReportValidationError):
+            validate(broken, ROLLUP_SCHEMA)
