@@ -241,7 +241,9 @@ class HtmlReportWriter:
         self.sections_shown = 0
         self.sections_total = 0
         self.any_mitigation = False
-        self._sections: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", dir=out_dir)  # noqa: SIM115
+        # Non-UTF-8 file names arrive as lone surrogates: shown as `\udcXX`, as the JSON report writes them.
+        self._sections: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115
+            "w+", encoding="utf-8", errors="backslashreplace", dir=out_dir)
         self._template = environment().get_template("report_resource.html.j2")
 
     # -- feeding -------------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ class HtmlReportWriter:
                         source=SURVEY_REPORT, mitigation_source=MITIGATION_REPORT)
 
                 html = section()
-                size = len(html.encode("utf-8"))
+                size = len(html.encode("utf-8", "backslashreplace"))
                 if size <= self.section_bytes_left:
                     self.section_bytes_left -= size
                 else:  # the page is full: this last section with counts and errors only, then no more

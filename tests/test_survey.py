@@ -443,6 +443,22 @@ def test_file_names_that_are_not_utf8(tmp_path: Path, survey_lib: Any, report_sc
     assert (root / finding["path"]).is_file()
 
 
+def test_json_and_csv_reports_name_non_utf8_files_exactly(tmp_path: Path, survey_lib: Any, report_schema: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same, for the JSON and CSV reports alone (the HTML page is another module's)."""
+    import container_app.workflows
+
+    monkeypatch.setattr(container_app.workflows, "write_html_report_from_file", lambda out, report: None)
+    root = tmp_path / "root"
+    instance = synth.series_instances(STUDY, 1, 1)[0]
+    synth.write_instance(root / os.fsdecode(b"caf\xe9.dcm"), instance)
+    report = survey_lib(root)
+    report_schema(report)
+    [finding] = report["resources"][0]["files"]
+    assert os.fsencode(finding["path"]) == b"caf\xe9.dcm"
+    assert finding["expectedName"] == synth.xnat_name(instance)
+
+
 # --- logging ---------------------------------------------------------------------------------------
 
 
@@ -522,3 +538,29 @@ def test_an_unlistable_folder_is_skipped_with_a_warning(tmp_path: Path, survey_l
     [skipped] = [e for e in logs if e["event"] == "folder skipped"]
     assert skipped["log_level"] == "warning"
     assert skipped["path"] == "SCANS/2"
+
+
+@pytest.mark.filterwarnings("ignore:Expected implicit VR")
+def test_subfolders_belong_to_their_resource(tmp_path: Path, survey_lib: Any) -> None:
+    """FreeSurfer's mri/ or a NIFTI resource's subfolder is not surveyed as DICOM; a DICOM subfolder is."""
+    session = tmp_path / "session"
+    instances = synth.series_instances(STUDY, 1, 2)
+    synth.build_session(session, "S", "P", [ScanSpec.conforming("1", instances[:1])])
+    synth.write_instance(session / "SCANS/1/DICOM/secondary" / synth.xnat_name(instances[1]), instances[1])
+    for path in ("RESOURCES/FREESURFER/mri/brain.mgz", "RESOURCES/FREESURFER/stats/aseg.stats",
+                 "SCANS/1/NIFTI/sub/x.nii"):
+        (session / path).parent.mkdir(parents=True, exist_ok=True)
+        (session / path).write_text("not DICOM")
+    assert identities(survey_lib(session)) == {
+        "SCANS/1/DICOM": ("P", None, "1", "DICOM"),
+        "SCANS/1/DICOM/secondary": (None, None, "1", "DICOM"),
+    }
+    everything = identities(survey_lib(session, all_resources=True))
+    assert everything["RESOURCES/FREESURFER/mri"] == (None, None, None, "FREESURFER")
+    assert everything["SCANS/1/NIFTI/sub"] == (None, None, "1", "NIFTI")
+    assert identities(survey_lib(session, labels=frozenset({"FREESURFER"}))) == {
+        "RESOURCES/FREESURFER/mri": (None, None, None, "FREESURFER"),
+        "RESOURCES/FREESURFER/stats": (None, None, None, "FREESURFER"),
+    }
+    # Pointed at directly, a subfolder is surveyed whatever its resource's label.
+    assert identities(survey_lib(session / "SCANS/1/NIFTI/sub")) == {".": (None, None, "1", "NIFTI")}

@@ -43,7 +43,9 @@ from container_app.synth import (
     TruncateAt,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+CONFORMANCE = next((p for p in (Path(__file__).resolve().parent / "data" / "conformance",
+                                 Path(__file__).resolve().parents[2] / "shared" / "conformance")
+                    if p.is_dir()), Path(__file__).resolve().parent / "data" / "conformance")
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 CAT = "{http://nrg.wustl.edu/catalog}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
