@@ -336,7 +336,8 @@ class SurveyReportWriter:
         self.envelope = dict(envelope)
         self.totals = Totals()
         self.documents_written = 0
-        self.summaries: list[dict[str, Any]] = []  # small per-resource rows for the terminal and roll-ups
+        self.summaries: list[dict[str, Any]] = []  # small per-resource rows for the terminal
+        self._identities: list[dict[str, Any]] = []
         self._json = AtomicFile(os.path.join(out_dir, SURVEY_REPORT))
         self._csv_file = AtomicFile(os.path.join(out_dir, SURVEY_SUMMARY), newline="")
         self._csv = csv.writer(self._csv_file.handle)
@@ -365,6 +366,7 @@ class SurveyReportWriter:
             xnat["totalEntries"], xnat["totalUids"], xnat["totalDuplicates"], xnat["totalBadFiles"],
             xnat["totalMismatchedFiles"],
         ])
+        self._identities.append(summary["identity"])
         self.summaries.append({
             "path": summary["path"], "requestStatus": summary["requestStatus"],
             "totalEntries": xnat["totalEntries"], "totalUids": xnat["totalUids"],
@@ -372,6 +374,10 @@ class SurveyReportWriter:
             "totalBadFiles": xnat["totalBadFiles"], "identifyingNames": summary["counts"]["identifyingName"],
         })
         return summary
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """Per resource: its identity (for roll-ups) beside the terminal summary's counts."""
+        return [{"identity": i, **s} for i, s in zip(self._identities, self.summaries, strict=True)]
 
     def finish(self, finished_at: dt.datetime) -> dict[str, Any]:  # the envelope, `resources` left empty
         """Close and validate the envelope, then move both files into place."""

@@ -93,6 +93,12 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     totals = envelope["totals"]
     report_path = os.path.join(settings.output, "survey-report.json")
     html_path = write_html_report_from_file(settings.output, report_path)
+    sessions = {(s["identity"]["project"], s["identity"]["session"]) for s in writer.summary_rows()}
+    if len(sessions) > 1:  # a project-wide run: the per-session roll-up comes with it
+        from container_app.rollup import build_rollup, load_report, write_rollup
+
+        rollup = write_rollup(settings.output, build_rollup([load_report(report_path)], [report_path]))
+        log.info("roll-up written", sessions=len(sessions), report=rollup["rollup.json"])
     log.info("survey finished", report=report_path, html=html_path, seconds=round(elapsed, 3),
              files_per_second=round(total_files / elapsed) if elapsed > 0 else None, **totals)
     if print_summary and sys.stderr.isatty():

@@ -35,7 +35,7 @@ LOCAL_IMAGE_SH = Path(os.environ.get("LOCAL_IMAGE_SH", "/work/shared/tools/local
 TAG = "localhost/xnat-resource-survey:pytest"
 SCHEMA = ROOT / "container_app" / "schemas" / "survey-report.schema.json"
 REQUIRED_OUTPUTS = {"survey-report.json", "survey-summary.csv"}
-OPTIONAL_OUTPUTS = {"report.html"}
+OPTIONAL_OUTPUTS = {"report.html", "rollup.json", "rollup.csv", "rollup.html"}  # roll-up: project runs
 XNAT_ENV = {"XNAT_HOST": "http://localhost:1", "XNAT_USER": "u", "XNAT_PASS": "p"}
 
 
