@@ -17,8 +17,10 @@ from container_app.errors import TemplateError
 
 DEFAULT_TEMPLATE = "${StudyInstanceUID}-${SeriesNumber}-${InstanceNumber}-${HashSOPClassUIDWithSOPInstanceUID}"
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z0-9]+)\}")
-_HAS_EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
+# XNAT's own character class is `[A-z0-9]`: A-z also spans `[ \ ] ^ _` and the backtick, so we match it exactly.
+_XNAT_WORD = r"A-Za-z0-9\[\\\]^_`"
+_VARIABLE = re.compile(rf"\$\{{([{_XNAT_WORD}]+)\}}")
+_HAS_EXTENSION = re.compile(rf"\.[{_XNAT_WORD}]+$")
 _MASK32 = 0xFFFFFFFF
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 MAX_NAME_BYTES = 255
@@ -122,6 +124,8 @@ def parse_template(source: str) -> NamingTemplate:
         )
     if any(sep in leftover for sep in ("/", "\\", "\0")):
         raise TemplateError(f"the naming template {source!r} contains a path separator")
+    if ".." in leftover or _CONTROL.search(leftover):
+        raise TemplateError(f"the naming template {source!r} contains '..' or a control character")
     if not variables:
         raise TemplateError(
             f"the naming template {source!r} has no ${{Keyword}} variable: every file would share a name"

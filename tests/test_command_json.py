@@ -420,3 +420,43 @@ def test_settings_accept_the_default_launch(mode: str) -> None:
     survey = getattr(settings, "survey", settings)
     assert survey.root == "/input"
     assert survey.labels == frozenset({"DICOM"})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Mitigation through XNAT's REST API: each wrapper tells the tool which XNAT object /input holds
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "derived", "parent", "prop", "command_input", "flag", "value"),
+    [
+        ("resource-survey-session", "session-id", "session", "id", "xnat_session", "--xnat-session",
+         "XNAT_E00001"),
+        ("resource-survey-scan", "scan-uri", "scan", "uri", "xnat_scan", "--xnat-scan",
+         "/experiments/XNAT_E00001/scans/5"),
+        ("resource-survey-project", "project-id", "project", "id", "xnat_project", "--xnat-project", "PROJ1"),
+    ],
+)
+def test_wrappers_pass_their_xnat_object_to_the_tool(wrapper: str, derived: str, parent: str, prop: str,
+                                                     command_input: str, flag: str, value: str) -> None:
+    (item,) = WRAPPERS[wrapper]["derived-inputs"]
+    assert (item["name"], item["derived-from-wrapper-input"], item["derived-from-xnat-object-property"]) == (
+        derived, parent, prop)
+    assert item["provides-value-for-command-input"] == command_input
+    assert item["user-settable"] is False
+    spec = INPUTS[command_input]
+    assert (spec["type"], spec["command-line-flag"], spec["command-line-separator"]) == ("string", flag, "=")
+    assert spec.get("default-value") in (None, "")  # blank unless a wrapper fills it: no flag at all then
+    # XNAT fills the derived value into the command input; the CLI accepts it in both modes
+    arguments = pytest.importorskip("container_app.arguments")
+    for mode in ("survey", "mitigate"):
+        argv = launch.container_argv(COMMAND, wrapper, {"mode": mode, command_input: value})
+        assert f"{flag}={value}" in argv
+        settings = arguments.parse_settings(argv[1:])
+        if mode == "mitigate":
+            assert getattr(settings, command_input) == value
+
+
+def test_the_scan_uri_xnat_derives_names_session_and_scan() -> None:
+    executor = pytest.importorskip("container_app.xnat_executor")
+    for uri in ("/experiments/XNAT_E00001/scans/5", "/archive/experiments/XNAT_E00001/scans/5"):
+        assert executor.parse_scan_uri(uri) == ("XNAT_E00001", "5")

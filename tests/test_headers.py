@@ -260,6 +260,41 @@ def test_any_cut_never_raises(tmp_path: Path) -> None:
     assert (Reason.NOT_DICOM,) in verdicts
 
 
+@pytest.mark.parametrize("syntax", [DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_a_cut_file_is_never_taken_for_a_whole_one(tmp_path: Path, syntax: str) -> None:
+    """Cut anywhere after the meta: the header read fails, or the content check does.
+
+    The one exception is inherent to DICOM: an uncompressed file cut exactly between two elements
+    reads as a shorter dataset (missing values, or missing pixel data). A deflated file has no
+    such exception: its stream lacks its end marker.
+    """
+    spec = dataclasses.replace(BASE, transfer_syntax=syntax, rows=32, cols=32)
+    data = synth.instance_bytes(spec)
+    deflated = syntax == DeflatedExplicitVRLittleEndian
+    pixel_data = 0 if deflated else data.rindex(b"\xe0\x7f\x10\x00")
+    expected = expected_values(spec)
+    path = tmp_path / "cut.dcm"
+    whole_header = at_a_boundary = 0
+    for length in range(200, len(data) - 1, 5):
+        path.write_bytes(data[:length])
+        record = record_for(path)
+        if record.is_bad:
+            continue
+        assert record.header is not None
+        if record.header.values == expected:
+            whole_header += 1
+            if deflated or length > pixel_data:  # cut inside the pixel data element
+                assert not check_content(str(path)).intact, length
+        else:
+            at_a_boundary += 1
+            assert record.header.values.items() < expected.items(), length
+    assert whole_header > 100
+    if syntax == DeflatedExplicitVRLittleEndian:
+        assert at_a_boundary == 0
+    path.write_bytes(data)
+    assert check_content(str(path)).intact
+
+
 def test_gzip_compressed_dicom(tmp_path: Path) -> None:
     path = tmp_path / "f.dcm.gz"
     path.write_bytes(synth.gzip_bytes(synth.instance_bytes(BASE)))

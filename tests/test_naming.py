@@ -223,7 +223,7 @@ def test_missing_values_render_no_value_for_keyword_also_inside_hash_inputs() ->
     assert DEFAULT.render({}).endswith(f"-{everything_missing}.dcm")
 
 
-def test_missing_values_agree_with_the_independent_synth_namer() -> None:
+def test_missing_values_agree_with_the_synth_planter() -> None:
     spec = synth.InstanceSpec(sop_instance_uid=synth.uid("naming", 1), series_number=None,
                               omit=frozenset({"SOPClassUID", "InstanceNumber"}))
     values = {k: v for k in DEFAULT.keywords if (v := synth.header_value(spec, k)) is not None}
@@ -372,8 +372,22 @@ def test_unsafe_values_in_a_header_make_unsafe_names() -> None:
 
 
 def test_synthetic_names_use_the_same_rules() -> None:
-    """A spec named by the planter gets exactly the survey's expected name (two independent implementations)."""
+    """A spec named by the planter gets exactly the survey's expected name."""
     base = synth.InstanceSpec(sop_instance_uid=synth.uid("naming", "x"), series_number="04", instance_number="7")
     for spec in (base, dataclasses.replace(base, sop_class_uid="9.9.9.9.9.123.456.789")):
         values = {k: v for k in DEFAULT.keywords if (v := synth.header_value(spec, k)) is not None}
         assert DEFAULT.render(values) == synth.xnat_name(spec)
+
+
+def test_extension_uses_xnats_own_character_class() -> None:
+    # TemplatizedDicomFileNamer.hasExtension matches "^\.[A-z0-9]+": A-z also spans [ \ ] ^ _ and the backtick.
+    assert parse_template("${StudyInstanceUID}.d_m").extension == ""
+    assert parse_template("${StudyInstanceUID}.dcm").extension == ""
+    assert parse_template("${StudyInstanceUID}.d-m").extension == ".dcm"
+    assert parse_template("${StudyInstanceUID}.${SeriesNumber}").extension == ".dcm"
+
+
+@pytest.mark.parametrize("template", ["a..${StudyInstanceUID}", "${StudyInstanceUID}..dcm", "x\x07${SeriesNumber}"])
+def test_template_that_could_steer_a_path_is_refused(template: str) -> None:
+    with pytest.raises(TemplateError):
+        parse_template(template)

@@ -72,7 +72,10 @@ def test_scan5_through_the_cli(scan5: Any, tmp_path: Path, cli: Any, report_sche
     assert (row["totalEntries"], row["totalUids"], row["totalDuplicates"], row["totalBadFiles"],
             row["totalMismatchedFiles"]) == ("65", "60", "5", "0", "26")
     dt.datetime.fromisoformat(row["surveyDate"].replace("Z", "+00:00"))
-    assert sorted(p.name for p in out.iterdir()) == ["survey-report.json", "survey-summary.csv"]
+    # The contract's outputs (report.html too, where it is rendered), and no temporary file left behind.
+    written = {p.name for p in out.iterdir()}
+    assert {"survey-report.json", "survey-summary.csv"} <= written <= {"survey-report.json", "survey-summary.csv",
+                                                                       "report.html"}
 
 
 # --- exit codes ------------------------------------------------------------------------------------
