@@ -31,7 +31,7 @@ import jinja2
 
 from container_app import __version__
 from container_app.errors import ReportError
-from container_app.report import AtomicFile
+from container_app.report import AtomicFile, load_json_object
 
 HTML_REPORT = "report.html"
 SURVEY_REPORT = "survey-report.json"
@@ -716,7 +716,7 @@ def write_html_report_from_file(out_dir: str, survey_report_path: str,
                                                                                              None)))
     except _NotStreamable:
         writer.abort()
-        document = _load_json(survey_report_path)
+        document = load_json_object(survey_report_path)
         return write_html_report(out_dir, document, mitigation_report, mitigation_report_path=mitigation_report_path)
     except BaseException:
         writer.abort()
@@ -777,14 +777,3 @@ def _stream_resources(path: str, on_resource: Callable[[Mapping[str, Any]], None
     return envelope
 
 
-def _load_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ReportError(f"{path} is not a survey report")
-    return document

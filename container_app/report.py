@@ -96,15 +96,23 @@ def validate(document: Mapping[str, Any], schema_name: str, definition: str | No
         raise ReportValidationError(f"report fails {schema_name} at {where}: {error.message}") from fast_error
 
 
-def read_report(path: str, schema_name: str) -> dict[str, Any]:
-    """Load and validate a report written by this tool."""
+def load_json_object(path: str) -> dict[str, Any]:
+    """A report file's JSON object, or a ReportError saying why it cannot be read."""
     try:
         with open(path, encoding="utf-8") as handle:
-            document: dict[str, Any] = json.load(handle)
+            document = json.load(handle)
     except OSError as exc:
-        raise ReportError(f"cannot read report {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path} is not JSON: {exc}") from exc
+        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ReportError(f"{path} is not a report: its JSON is not an object")
+    return document
+
+
+def read_report(path: str, schema_name: str) -> dict[str, Any]:
+    """Load and validate a report written by this tool."""
+    document = load_json_object(path)
     try:
         validate(document, schema_name)
     except ReportValidationError as exc:

@@ -40,7 +40,7 @@ from container_app.html_report import (
     text,
     worst_status,
 )
-from container_app.report import AtomicFile, iso, load_schema, now_utc, validate
+from container_app.report import AtomicFile, iso, load_json_object, load_schema, now_utc, validate
 
 log = structlog.get_logger("xnat_resource_survey")
 
@@ -280,15 +280,7 @@ def _reports_in(folder: str) -> list[str]:
 
 def load_report(path: str) -> dict[str, Any]:
     """Read a survey or mitigation report and check it against its schema; ReportError if it cannot be used."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ReportError(f"{path} is not a report: its JSON is not an object")
+    document = load_json_object(path)
     kind = document.get("reportType")
     schema = {"survey": SURVEY_SCHEMA, "mitigation": MITIGATION_SCHEMA}.get(kind) if isinstance(kind, str) else None
     if schema is None:

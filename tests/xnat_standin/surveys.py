@@ -14,7 +14,6 @@ backs files up under the cache folder, keeps the newest file of a duplicate grou
 from __future__ import annotations
 
 import datetime
-import enum
 import itertools
 import queue
 import shutil
@@ -30,22 +29,12 @@ import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from container_app import naming
+from container_app.records import RequestStatus
 from tests.xnat_standin import catalogs
 from tests.xnat_standin.archive import SESSION_XSI_TYPE, Archive, Resource, StandInError
 
-
-class Status(enum.StrEnum):
-    CREATED = "CREATED"
-    QUEUED_FOR_SURVEY = "QUEUED_FOR_SURVEY"
-    SURVEYING = "SURVEYING"
-    DIVERGENT = "DIVERGENT"
-    CONFORMING = "CONFORMING"
-    NONCOMPLIANT = "NONCOMPLIANT"
-    QUEUED_FOR_MITIGATION = "QUEUED_FOR_MITIGATION"
-    MITIGATING = "MITIGATING"
-    RESOURCE_DELETED = "RESOURCE_DELETED"
-    CANCELED = "CANCELED"
-    ERROR = "ERROR"
+# XNAT's request statuses, spelled as XNAT spells them (the same enum the tool reports with).
+Status = RequestStatus
 
 
 CLOSING = frozenset({Status.CONFORMING, Status.NONCOMPLIANT, Status.RESOURCE_DELETED, Status.CANCELED, Status.ERROR})
