@@ -164,7 +164,8 @@ def xnat_mitigation_report(result: ResourceResult) -> dict[str, Any]:
         a = r.action
         path = a.source.path
         if a.kind is ActionKind.RETAIN:
-            retained.append(path)
+            if r.outcome is Outcome.DONE:
+                retained.append(path)
             continue
         if r.outcome is Outcome.DONE:
             if a.kind is ActionKind.RENAME and a.target is not None:
@@ -313,7 +314,9 @@ def _log_summary(document: dict[str, Any], report_path: str) -> None:
     path = "dry run: nothing changed" if document["dryRun"] else document["backupRoot"]
     log.info("mitigation finished", backup=path, report=report_path, **document["totals"])
     undo = f"xnat-resource-survey restore --report {report_path}"
-    changed = document["totals"]["movedFiles"] + document["totals"]["removedFiles"]
+    # XNAT's own mitigation keeps its backups in XNAT's cache: no REST call restores them.
+    restorable = not any(r.get("way") == "api" for r in document["resources"])
+    changed = document["totals"]["movedFiles"] + document["totals"]["removedFiles"] if restorable else 0
     if not document["dryRun"] and changed:
         log.info("to undo", command=undo)
     if sys.stderr.isatty():

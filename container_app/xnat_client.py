@@ -375,23 +375,22 @@ class XnatClient:
         return self.request("GET", path, accept=(200,), what=what).content
 
     def version(self) -> str | None:
-        """XNAT's version string, or None when it will not say."""
+        """XNAT's version string, or None when it will not say (it is only reported, never relied on)."""
         if self._version is None:
-            try:
-                info = self.get_xapi_json("/xapi/siteConfig/buildInfo", what="XNAT's version")
-                self._version = str(info.get("version")) if isinstance(info, dict) and info.get("version") else None
-            except XnatPermissionError:
-                raise
-            except XnatError:
-                self._version = None
-            if self._version is None:
+            for path in ("/xapi/siteConfig/buildInfo", "/data/version"):
                 try:
-                    text = self.request("GET", "/data/version", accept=(200,), what="XNAT's version").text.strip()
-                    self._version = text if re.fullmatch(r"[0-9][0-9A-Za-z.\-]*", text) else None
-                except XnatPermissionError:
-                    raise
+                    response = self.request("GET", path, accept=(200,), what="XNAT's version")
                 except XnatError:
-                    self._version = None
+                    continue
+                text = response.text.strip()
+                try:
+                    info = response.json()
+                except ValueError:
+                    info = text
+                value = str(info.get("version") or "") if isinstance(info, dict) else str(info).strip().strip('"')
+                if re.fullmatch(r"[0-9][0-9A-Za-z.\-]*", value):
+                    self._version = value
+                    break
         return self._version
 
 

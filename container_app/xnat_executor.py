@@ -71,7 +71,6 @@ BACKUP_RESOURCE = "RESOURCE_SURVEY_BACKUP"
 BACKUP_FORMAT = "BACKUP"
 MANIFEST_TYPE = "xnat-resource-survey-backup-manifest"
 API_SINCE = (1, 8, 8)
-DEFAULT_WAIT_S = 1800.0
 
 SURVEY_WORKING = frozenset({"CREATED", "QUEUED_FOR_SURVEY", "SURVEYING"})
 MITIGATION_WORKING = frozenset({"QUEUED_FOR_MITIGATION", "MITIGATING"})
@@ -447,10 +446,6 @@ def _name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def _join(folder: str, name: str) -> str:
-    return name if folder == "." else f"{folder}/{name}"
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -586,7 +581,6 @@ class _Context:
     run_id: str
     journal: Journal
     survey: Mapping[str, Mapping[str, Any]]  # our survey's resources by path
-    keep: KeepPolicy
     wait_s: float
 
 
@@ -749,6 +743,8 @@ class XnatApiExecutor:
         c.journal.append("xnat-mitigation", "done", resource=plan.resource_path, requestId=request_id, status=status)
         c.journal.commit()
         results, converted = actions_from_xnat(plan, c.survey.get(plan.resource_path, {}), report)
+        results, counts = catalog_flags(c.root, plan, results)
+        common["catalog_entries"] = counts
         extra_error = bool(converted["catalogWriteError"] or converted["resourceSaveError"]) or status == "ERROR"
         outcome = _status_after(results, plan, extra_error)
         reason: str | None = None
@@ -797,7 +793,7 @@ def actions_from_xnat(plan: ResourcePlan, ours: Mapping[str, Any],
             results.append(XnatActionResult(action, Outcome.FAILED, removed.get(name), delete_errors[name],
                                             Step.DELETE))
         else:
-            results.append(XnatActionResult(action, Outcome.DONE, removed[name], catalog_entry_downgraded=False))
+            results.append(XnatActionResult(action, Outcome.DONE, removed[name]))
         seen.add(name)
     for name in sorted(set(moved) | (set(move_errors) - seen)):
         new = moved.get(name)
@@ -809,7 +805,7 @@ def actions_from_xnat(plan: ResourcePlan, ours: Mapping[str, Any],
             results.append(XnatActionResult(action, Outcome.FAILED, removed.get(name), message(move_errors[name]),
                                             Step.MOVE))
         else:
-            results.append(XnatActionResult(action, Outcome.DONE, removed.get(name), catalog_entry_downgraded=False))
+            results.append(XnatActionResult(action, Outcome.DONE, removed.get(name)))
         seen.add(name)
     for name in sorted(set(backup_errors) - seen):
         planned_action = planned.get(name)
@@ -946,7 +942,8 @@ class XnatFileOpsExecutor:
                                                   backup_name=backup.name)
                 c.journal.append(step.value, "failed", resource=resource, path=action.source.path, error=str(exc))
                 continue
-            results[index] = XnatActionResult(action, Outcome.DONE, backup_path, backup_name=backup.name)
+            results[index] = XnatActionResult(action, Outcome.DONE, backup_path, backup_name=backup.name,
+                                              catalog_entry_downgraded=action.kind is ActionKind.RENAME)
             c.journal.append(step.value, "done", resource=resource, path=action.source.path, target=action.target)
         c.journal.commit()
 
@@ -959,7 +956,7 @@ class XnatFileOpsExecutor:
         except XnatRequestError as exc:
             refresh_error = f"XNAT's catalog refresh failed: {exc}"
         ordered = [results[i] for i in range(len(plan.actions))]
-        ordered, counts = self._downgrades(plan, ordered)
+        ordered, counts = catalog_flags(c.root, plan, ordered)
         done = [r for r in ordered if r.outcome is Outcome.DONE]
         catalog = None
         if plan.catalog_path is not None:
@@ -1064,31 +1061,40 @@ class XnatFileOpsExecutor:
                          content=content, replace_any=new in replaceable,
                          stray_path=os.path.join(_folder(self.c.root, plan), new))
             listing[new] = {**row, "Name": new}
+            self.c.journal.append("upload", "done", resource=plan.resource_path, path=action.source.path,
+                                  target=action.target)
         if old in listing:
             archive.delete_file(target.url, old)
             listing.pop(old, None)
 
-    def _downgrades(self, plan: ResourcePlan,
-                    results: list[XnatActionResult]) -> tuple[list[XnatActionResult], dict[str, int]]:
-        """Which renamed files' catalog entries are now plain cat:entry, read from the mounted catalog."""
-        entries = mount_catalog(self.c.root, plan)
-        by_uri = {e.uri: e for e in entries} if entries is not None else None
-        updated: list[XnatActionResult] = []
-        downgraded = 0
-        for result in results:
-            flag: bool | None = None
-            if result.outcome is Outcome.DONE and result.action.kind is ActionKind.RENAME and result.action.target:
-                entry = by_uri.get(_name(result.action.target)) if by_uri is not None else None
-                flag = (not entry.is_dcm_entry) if entry is not None else True  # an upload always makes cat:entry
-                downgraded += flag
-            elif result.outcome is Outcome.DONE and result.action.kind is ActionKind.REMOVE:
-                flag = False
-            updated.append(dataclasses.replace(result, catalog_entry_downgraded=flag))
-        counts = {"downgraded": downgraded}
-        if entries is not None:
-            counts["dcmEntries"] = sum(1 for e in entries if e.is_dcm_entry)
-            counts["plainEntries"] = sum(1 for e in entries if not e.is_dcm_entry)
-        return updated, counts
+
+
+def catalog_flags(root: str, plan: ResourcePlan,
+                  results: Sequence[XnatActionResult]) -> tuple[list[XnatActionResult], dict[str, int]]:
+    """Which renamed files' catalog entries are now plain cat:entry, read from the mounted (live) catalog.
+
+    A renamed file whose entry cannot be found there counts as downgraded when it was renamed by an upload
+    (the files API makes nothing else) and as unknown (None) otherwise.
+    """
+    entries = mount_catalog(root, plan)
+    by_uri = {e.uri: e for e in entries} if entries is not None else None
+    updated: list[XnatActionResult] = []
+    downgraded = 0
+    for result in results:
+        flag: bool | None = result.catalog_entry_downgraded
+        if result.outcome is Outcome.DONE and result.action.kind is ActionKind.RENAME and result.action.target:
+            entry = by_uri.get(_name(result.action.target)) if by_uri is not None else None
+            if entry is not None:
+                flag = not entry.is_dcm_entry
+            downgraded += bool(flag)
+        elif result.outcome is Outcome.DONE and result.action.kind is ActionKind.REMOVE:
+            flag = False
+        updated.append(dataclasses.replace(result, catalog_entry_downgraded=flag))
+    counts = {"downgraded": downgraded}
+    if entries is not None:
+        counts["dcmEntries"] = sum(1 for e in entries if e.is_dcm_entry)
+        counts["plainEntries"] = sum(1 for e in entries if not e.is_dcm_entry)
+    return updated, counts
 
 
 def put_verified(archive: XnatArchive, resource_url: str, name: str, data: bytes, *, sha: str,
@@ -1179,8 +1185,7 @@ class XnatExecutor:
         self._resolver = TargetResolver(archive, session_id=self.settings.xnat_session,
                                         project_id=self.settings.xnat_project, scan_uri=self.settings.xnat_scan)
         survey = {r["path"]: r for r in self.survey_report.get("resources", [])}
-        self._context = _Context(archive, self.root, self.run_id, self.journal, survey, self.settings.keep,
-                                 self.settings.xnat_timeout)
+        self._context = _Context(archive, self.root, self.run_id, self.journal, survey, self.settings.xnat_timeout)
 
     def execute(self, plan: ResourcePlan) -> ResourceResult:
         assert self._resolver is not None and self._context is not None
@@ -1193,7 +1198,14 @@ class XnatExecutor:
         except XnatRequestError as exc:
             return _untouched(plan, ResourceStatus.FAILED, f"{exc}; nothing was changed")
         if not self._probed:
-            self._choose(target.project)
+            try:
+                self._choose(target.project)
+            except XnatPermissionError:
+                raise
+            except XnatRequestError as exc:
+                self._probed = False  # ask again for the next resource
+                return _untouched(plan, ResourceStatus.FAILED, f"cannot tell whether XNAT has its own mitigation API "
+                                  f"({exc}); nothing was changed", target=target)
         if self.way is None:
             return _untouched(plan, ResourceStatus.FAILED, self.way_reason or "refused", target=target,
                               way_reason=self.way_reason, request_status="DIVERGENT")
@@ -1286,7 +1298,6 @@ def connect(settings: MitigateSettings) -> XnatClient:
 
 __all__ = [
     "BACKUP_RESOURCE",
-    "DEFAULT_WAIT_S",
     "Way",
     "XnatActionResult",
     "XnatApiExecutor",
