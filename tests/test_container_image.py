@@ -139,6 +139,7 @@ def run_as_xnat(
     *,
     podman_args: Sequence[str] = (),
     override_entrypoint: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Run:
     """`podman run` with the mounts, environment and arguments XNAT would give the container."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,7 @@ def run_as_xnat(
         podman_args = [*podman_args, "--entrypoint", "/bin/sh"]
     else:
         argv = launch.container_argv(COMMAND, wrapper, values)
-    env_args = [arg for key, value in XNAT_ENV.items() for arg in ("-e", f"{key}={value}")]
+    env_args = [arg for key, value in (env or XNAT_ENV).items() for arg in ("-e", f"{key}={value}")]
     proc = engine.podman(
         "run",
         "--rm",
@@ -362,3 +363,41 @@ def test_mitigate_dry_run_leaves_the_read_only_mount_alone(
     assert run.returncode == 0, run.explain()
     assert (out / "mitigation-plan.json").is_file(), run.explain()
     assert snapshot(demo.session_root) == before
+
+
+def test_mitigate_inside_xnat_through_the_standin(engine: Engine, image: str, tmp_path: Path) -> None:
+    """Mitigate mode as XNAT launches it: the session read-only at /input, changes through XNAT's API.
+
+    The XNAT stand-in (a local HTTP server playing XNAT 1.8.8+ with its mitigation API) serves the
+    archive folder that is mounted; the container reaches it over the host's network.
+    """
+    standin = pytest.importorskip("tests.xnat_standin", reason="the XNAT stand-in is not there")
+    conformance = ROOT / "tests" / "data" / "conformance" / "xnat-scan5-duplicates"
+    if not conformance.is_dir():
+        pytest.skip("conformance data not found")
+    archive = tmp_path / "archive"
+    session = archive / "Test" / "arc001" / "SESS"
+    resource = session / "SCANS" / "5" / "DICOM"
+    resource.mkdir(parents=True)
+    for entry in sorted(conformance.iterdir()):
+        if entry.name != "expectedNames.txt":
+            shutil.copy2(entry, resource / entry.name)
+    expected = set((conformance / "expectedNames.txt").read_text("utf-8").split())
+    out = tmp_path / "out"
+    with standin.run_standin(archive, mitigation_api=True, users={"admin": "secret"}) as site:
+        alias, secret = site.issue_token("admin")
+        run = run_as_xnat(
+            engine, image, "resource-survey-session", session, out,
+            {"mode": "mitigate", "xnat_session": site.experiment_id("Test", "SESS")},
+            podman_args=["--network", "host"],
+            env={"XNAT_HOST": site.url, "XNAT_USER": alias, "XNAT_PASS": secret},
+        )
+    assert run.returncode == 0, run.explain()
+    assert {p.name for p in resource.iterdir()} - {"scan_5_catalog.xml"} == expected
+    catalog = (resource / "scan_5_catalog.xml").read_text("utf-8")
+    assert catalog.count('xsi:type="cat:dcmEntry"') == 60
+    report = json.loads((out / "mitigation-report.json").read_text("utf-8"))
+    (mitigated,) = report["resources"]
+    assert report["executor"] == "xnat" and mitigated["way"] == "api", run.explain()
+    assert mitigated["xnat"]["totalMovedFiles"] == 31 and mitigated["xnat"]["totalRemovedFiles"] == 36
+    assert secret not in run.stdout + run.stderr + json.dumps(report)
