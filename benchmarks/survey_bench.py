@@ -1055,15 +1055,42 @@ def run_measured(cmd: Sequence[str], *, stdout: Any = subprocess.DEVNULL, sample
                      foreign)
 
 
+def wait_quiet(limit_s: float, threshold: float = 0.10) -> None:
+    """Wait (up to limit_s) until the machine's CPUs are less than ``threshold`` busy over one second."""
+    if limit_s <= 0:
+        return
+    cores = len(os.sched_getaffinity(0))
+    deadline = time.monotonic() + limit_s
+    share = 1.0
+    while time.monotonic() < deadline:
+        b0 = _busy_cpu_s()
+        time.sleep(1.0)
+        b1 = _busy_cpu_s()
+        if b0 is None or b1 is None:
+            return
+        share = (b1 - b0) / cores
+        if share < threshold:
+            return
+    log(f"machine still busy ({100 * share:.0f}% of the CPUs) after waiting {limit_s:g} s: measuring anyway")
+
+
 def _busy_note(runs: Sequence[RunResult], best: RunResult) -> str | None:
     """Say so when other processes took a noticeable share of the CPUs while we measured."""
     cores = len(os.sched_getaffinity(0))
-    worst = max((r.foreign_cpu_s or 0.0) / max(r.seconds * cores, 1e-9) for r in runs)
-    share = (best.foreign_cpu_s or 0.0) / max(best.seconds * cores, 1e-9)
-    if worst < 0.10:
-        return None
-    return (f"BUSY MACHINE: other processes used up to {100 * worst:.0f}% of the CPUs during the runs "
-            f"({100 * share:.0f}% during the best)")
+
+    def share_of(r: RunResult) -> float:
+        foreign = r.foreign_cpu_s or 0.0
+        # /proc/stat counts in clock ticks (10 ms): ignore a few stray ticks on very short runs
+        return 0.0 if foreign < 5 / _CLK_TCK else foreign / max(r.seconds * cores, 1e-9)
+
+    worst = max(share_of(r) for r in runs)
+    share = share_of(best)
+    if share >= 0.10:
+        return (f"BUSY MACHINE: other processes used {100 * share:.0f}% of the CPUs during the best run "
+                f"(up to {100 * worst:.0f}% during the others)")
+    if worst >= 0.10:
+        return f"best run quiet; others disturbed (up to {100 * worst:.0f}% of the CPUs used by other processes)"
+    return None
 
 
 def _gnu_time_works() -> bool:
@@ -1318,6 +1345,7 @@ def bench_tool(tool: Tool, corpus: Corpus, corpus_name: str, args: argparse.Name
 
     def once(capture: Path | None) -> RunResult:
         shutil.rmtree(out, ignore_errors=True)
+        wait_quiet(args.wait_quiet)
         if capture is not None:
             with capture.open("wb") as fh:
                 return run_measured(cmd, stdout=fh, sample_tree=tool.is_ours, env=env)
@@ -1344,9 +1372,14 @@ def bench_tool(tool: Tool, corpus: Corpus, corpus_name: str, args: argparse.Name
         notes.append(verdict)
         log(f"ours on {corpus_name}: {verdict}")
     capture.unlink(missing_ok=True)
-    runs = []
+    runs: list[RunResult] = []
+    spent = warm.seconds
     for _ in range(args.repeat):
+        if runs and not tool.is_ours and args.peer_budget and spent >= args.peer_budget:
+            notes.append(f"{len(runs)} timed run(s): --peer-budget {args.peer_budget:g} s reached")
+            break
         runs.append(once(None))
+        spent += runs[-1].seconds
     best = min(runs, key=lambda r: r.seconds)
     m.runs_s = [round(r.seconds, 4) for r in runs]
     m.best_s = best.seconds
@@ -1390,6 +1423,7 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
     for _ in range(args.repeat + 1):
         shutil.rmtree(backup, ignore_errors=True)
         backup.mkdir(parents=True)
+        wait_quiet(args.wait_quiet)
         runs.append(run_measured(cp_cmd, cwd=corpus.root, stdin_data=b"\0".join(a.encode() for a in affected)))
     runs = runs[1:]  # first was the warm-up
     best = min(runs, key=lambda r: r.seconds)
@@ -1421,6 +1455,7 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
         if sv.returncode != 0:
             mm.skipped = f"survey of the copy failed (exit {sv.returncode}): {sv.stderr_tail.strip()[-400:]}"
             break
+        wait_quiet(args.wait_quiet)
         cmd = [*ours_cmd, "mitigate", str(copy), "--report", str(out1 / "survey-report.json"),
                "--backup-dir", str(bdir), "--output", str(out2), "--log-format", "json"]
         mm.command = shlex.join(cmd)
@@ -1438,8 +1473,12 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
         report = out2 / "mitigation-report.json"
         if report.is_file() and i == 0:
             with contextlib.suppress(OSError, ValueError):
-                totals = _find_totals(json.loads(report.read_text()))
-                mm.note = "; ".join(filter(None, [mm.note, f"report totals {totals}"]))
+                doc = json.loads(report.read_text())
+                totals = doc.get("totals") if isinstance(doc.get("totals"), dict) else _find_totals(doc)
+                exp = corpus.manifest["expected"]
+                mm.note = "; ".join(filter(None, [
+                    mm.note, f"report totals {json.dumps(totals)}",
+                    f"corpus: {exp['totalMismatchedFiles']} mismatches, {exp['totalDuplicates']} duplicate pairs"]))
         runs.append(r)
         log(f"mitigation run {i + 1}: {r.seconds:.3f} s (corpus copy took {copy_s:.1f} s, not counted)")
         shutil.rmtree(copy, ignore_errors=True)
@@ -1548,7 +1587,7 @@ def markdown(machine: dict[str, Any], corpora: Sequence[tuple[str, Corpus]], ms:
             rss += f" (tree PSS {m.tree_peak_mib:.0f})"
         lines.append(f"| {m.corpus} | {label} | {_fmt(m.best_s, '.3f')} | {_fmt(m.files_per_s, ',.0f')} | "
                      f"{_fmt(m.ms_per_file, '.3f')} | {ratio} | {rss} | {_fmt(m.cpu_s, '.2f')} | "
-                     f"{(m.note or '').replace('|', '/')[:160]} |")
+                     f"{(m.note or '').replace('|', '/')[:400]} |")
     lines += [
         "",
         "Peak RSS is the largest single process of the command's tree"
@@ -1557,8 +1596,8 @@ def markdown(machine: dict[str, Any], corpora: Sequence[tuple[str, Corpus]], ms:
         + "; for our survey the sampled summed PSS of the "
         "whole process tree (workers included) is in parentheses. Ours ÷ peer > 1 means ours is slower. "
         "Peers write to /dev/null; ours writes its reports. "
-        "BUSY MACHINE marks runs during which processes outside the measured command used more than 10% of "
-        "the CPUs (from /proc/stat): rerun on a quiet machine before quoting those figures.",
+        "BUSY MACHINE marks a best run during which processes outside the measured command used more than "
+        "10% of the CPUs (from /proc/stat): rerun on a quiet machine before quoting that figure.",
     ]
     return "\n".join(lines)
 
@@ -1590,6 +1629,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-catalogs", action="store_true", help="do not write scan_<id>_catalog.xml files")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per tool (best is reported)")
+    ap.add_argument("--peer-budget", type=float, default=60.0,
+                    help="stop timing a peer (not ours) once its runs, warm-up included, took this many "
+                         "seconds (at least one timed run; 0: no limit)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="generator processes")
     ap.add_argument("--venv", default=str(REPO / ".venv"), help="virtualenv holding our package")
     ap.add_argument("--ours-args", default="", help="extra arguments for our survey, e.g. '--jobs 4'")
@@ -1601,6 +1643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="apt-get install missing peers (also done when CI=true)")
     ap.add_argument("--mitigation", action="store_true",
                     help="also time our mitigate on a copy of each single-frame corpus vs cp of affected files")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before each run, wait up to S seconds for the CPUs to be less than 10%% busy "
+                         "(for shared machines)")
     ap.add_argument("--generate-only", action="store_true", help="build the corpora and stop")
     ap.add_argument("--json", type=Path, help="write all figures to this JSON file")
     ap.add_argument("--markdown", type=Path, help="also write the Markdown tables to this file")
