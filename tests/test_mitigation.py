@@ -327,3 +327,23 @@ def test_file_deleted_after_the_survey_makes_the_resource_stale(tmp_path: Path) 
     resource = mitigation_report(out)["resources"][0]
     assert resource["status"] == "STALE" and "gone" in resource["statusReason"]
     assert snapshot(root) == before
+
+
+def test_backup_cut_short_by_a_crash_is_copied_again(tmp_path: Path) -> None:
+    """A backup not yet journaled as done (its batch not synced when the power went) is redone, not trusted."""
+    root = legacy_session(tmp_path / "a", scans=1, per_scan=6, duplicates=0)
+    out, backup = tmp_path / "out", tmp_path / "backup"
+    survey(root, out)
+    before = snapshot(root)
+    crashed = mitigate(root, out, backup, env={"XNAT_RESOURCE_SURVEY_FAULTS": "crash_after_journal=2"})
+    assert crashed.returncode == -9
+    journal = next(backup.rglob("journal.jsonl")).read_text().splitlines()
+    journaled = {json.loads(line).get("backup") for line in journal}
+    copies = [p for p in backup.rglob("*.dcm") if str(p) not in journaled]
+    assert copies, "the crash came after every backup was journaled"
+    copies[0].write_bytes(copies[0].read_bytes()[:100])  # what an unsynced copy can look like after a power cut
+    assert_nothing_lost(before, root, backup)
+    result = mitigate(root, out, backup)
+    assert result.returncode == 0, result.stdout
+    restored = run_cli("restore", "--report", out / "mitigation" / "mitigation-report.json")
+    assert restored.returncode == 0 and snapshot(root) == before
