@@ -17,6 +17,7 @@ from container_app.records import CatalogEntry
 CATALOG_NS = "http://nrg.wustl.edu/catalog"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 _ENTRY_TAG = f"{{{CATALOG_NS}}}entry"
+_META_FIELD_TAG = f"{{{CATALOG_NS}}}metaField"
 
 CATALOG_SUFFIX = "_catalog.xml"
 
@@ -27,10 +28,18 @@ def is_catalog_name(name: str) -> bool:
 
 def read_entries(path: str) -> tuple[CatalogEntry, ...]:
     """The `cat:entry` elements of a catalog. Raises ET.ParseError or OSError."""
+    return read_catalog(path)[1]
+
+
+def read_catalog(path: str) -> tuple[str | None, tuple[CatalogEntry, ...]]:
+    """The project XNAT wrote into a catalog's `PROJECT` metaField, and its `cat:entry` elements."""
+    project: str | None = None
     entries: list[CatalogEntry] = []
     # No DTDs or entities reach here: ElementTree does not fetch external entities.
     for _event, element in ET.iterparse(path, events=("end",)):  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
-        if element.tag == _ENTRY_TAG:
+        if element.tag == _META_FIELD_TAG and element.get("name") == "PROJECT":
+            project = (element.text or "").strip() or None
+        elif element.tag == _ENTRY_TAG:
             uri = element.get("URI")
             if uri is not None:
                 entries.append(
@@ -42,7 +51,7 @@ def read_entries(path: str) -> tuple[CatalogEntry, ...]:
                     )
                 )
             element.clear()
-    return tuple(entries)
+    return project, tuple(entries)
 
 
 # An entry is one self-closing element or one with content; both forms appear in XNAT catalogs.

@@ -9,10 +9,10 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from container_app.catalog import is_catalog_name, read_entries
+from container_app.catalog import is_catalog_name, read_catalog
 from container_app.records import Resource, ResourceIdentity
 
 _ARCHIVE_FOLDER = re.compile(r"arc\d{3}")
@@ -65,19 +65,6 @@ def identity_for(root_parts: tuple[str, ...], rel_parts: tuple[str, ...], catalo
     return identity, is_xnat
 
 
-def _catalog_project(path: str) -> str | None:
-    """XNAT writes the owning project into a catalog's `PROJECT` metaField."""
-    try:
-        for _event, element in ET.iterparse(path, events=("end",)):  # noqa: S314 (see catalog.read_entries)
-            if element.tag.endswith("metaField") and element.get("name") == "PROJECT":
-                return (element.text or "").strip() or None
-            if element.tag.endswith("entries"):
-                break
-    except (ET.ParseError, OSError):
-        return None
-    return None
-
-
 def discover(root: str, selection: Selection, on_skip: Callable[[str, str], None] | None = None) -> Iterator[Resource]:
     """Resources under `root` in a stable order (sorted walk), filtered by `selection`."""
     root = os.path.abspath(root)
@@ -112,21 +99,29 @@ def _resource(directory: str, root_parts: tuple[str, ...], rel_parts: tuple[str,
     rel = str(PurePosixPath(*rel_parts)) if rel_parts else "."
     catalog_name = catalogs[0] if catalogs else None
     catalog_rel = None if catalog_name is None else (catalog_name if rel == "." else f"{rel}/{catalog_name}")
-    catalog_path = os.path.join(directory, catalog_name) if catalog_name else None
-    project = _catalog_project(catalog_path) if catalog_path else None
-    identity, is_xnat = identity_for(root_parts, rel_parts, catalog_rel, project)
+    identity, is_xnat = identity_for(root_parts, rel_parts, catalog_rel, None)
     if not selection.wants(identity, is_root=not rel_parts, is_xnat=is_xnat):
         return None
     files = tuple(n for n in names if n not in catalogs)
     if selection.since_ns is not None and not _changed_since(directory, names, selection.since_ns):
         return None
-    entries = catalog_error = None
-    if catalog_path is not None:
-        try:
-            entries = read_entries(catalog_path)
-        except (ET.ParseError, OSError) as exc:
-            catalog_error = f"{catalog_name}: {exc}"
-    return Resource(rel_path=rel, identity=identity, files=files, catalog_entries=entries, catalog_error=catalog_error)
+    # The catalog is read later, by the worker that surveys the resource (`load_catalog`): parsing
+    # thousands of catalogs here would make the walk, which is serial, the slowest part of a survey.
+    return Resource(rel_path=rel, identity=identity, files=files, catalog_entries=None)
+
+
+def load_catalog(root: str, resource: Resource) -> Resource:
+    """The resource with its catalog's entries, and the project XNAT wrote into the catalog."""
+    rel = resource.identity.catalog_path
+    if rel is None or resource.catalog_entries is not None or resource.catalog_error is not None:
+        return resource
+    path = os.path.join(root, *rel.split("/"))
+    try:
+        project, entries = read_catalog(path)
+    except (ET.ParseError, OSError) as exc:
+        return replace(resource, catalog_error=f"{rel.rsplit('/', 1)[-1]}: {exc}")
+    identity = replace(resource.identity, project=project or resource.identity.project)
+    return replace(resource, identity=identity, catalog_entries=entries)
 
 
 def _changed_since(directory: str, names: list[str], since_ns: int) -> bool:

@@ -44,6 +44,7 @@ _SPECIFIC_CHARACTER_SET = 0x00080005
 _MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
+_NOTHING: Mapping[int, str] = {}
 _META_TAGS = {_MEDIA_STORAGE_SOP_CLASS_UID: "", _MEDIA_STORAGE_SOP_INSTANCE_UID: "", _TRANSFER_SYNTAX_UID: ""}
 _PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -242,7 +243,10 @@ class _Parser:
             if length != _UNDEFINED:
                 pos += length
                 continue
+            fast = _fast_implicit_le if implicit else _fast_explicit_le
             while True:
+                if self.little:  # the item's plain elements, up to its end or a nested sequence
+                    pos, _ended = fast(self.w.data, self.w.base, pos, _ITEM_END - 1, _NOTHING, {})
                 tag, vr, length, pos = self.header(pos, implicit)
                 if tag == _ITEM_END:
                     break
@@ -380,7 +384,9 @@ def decode_values(raw: Mapping[int, bytes], plan: ReadPlan, little: bool = True)
             if number is not None:
                 values[keyword] = number
             continue
-        if vr in ("PN", "LO", "SH", "ST", "LT", "UT", "UC"):
+        if vr in ("PN", "LO", "SH", "ST", "LT", "UT", "UC") and not (data.isascii() and b"\x1b" not in data):
+            # Plain ASCII reads the same in every character set DICOM allows; only the rest (and ISO 2022
+            # escape sequences) needs pydicom's decoder.
             text = decode_bytes(data, encodings, {0x5C, 0x3D, 0x5E} if vr == "PN" else {0x5C})
         else:
             text = data.decode("ascii", "replace")

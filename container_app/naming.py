@@ -7,9 +7,12 @@ Pure functions, no I/O. The rules are XNAT's (xnat-web `DicomFileNamer` and the 
 from __future__ import annotations
 
 import re
+import sys
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul
 
 from pydicom.datadict import tag_for_keyword
 
@@ -31,14 +34,23 @@ def _to_int32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
+@lru_cache(maxsize=512)
+def _powers_of_31(length: int) -> tuple[int, ...]:
+    """31**(n-1-i) mod 2**32 for i in range(n): the weights of Java's string hash."""
+    return tuple(pow(31, length - 1 - i, 1 << 32) for i in range(length))
+
+
 @lru_cache(maxsize=4096)
 def java_string_hash(text: str) -> int:
     """Java's `String.hashCode()`: over UTF-16 code units, in signed 32-bit arithmetic."""
-    encoded = text.encode("utf-16-le", "surrogatepass")
-    h = 0
-    for i in range(0, len(encoded), 2):
-        h = (31 * h + (encoded[i] | (encoded[i + 1] << 8))) & _MASK32
-    return _to_int32(h)
+    if text.isascii():
+        units: Iterable[int] = text.encode("ascii")  # an ASCII byte is its own UTF-16 code unit
+    else:
+        units = array("H", text.encode("utf-16-le", "surrogatepass"))
+        if sys.byteorder == "big":
+            units.byteswap()
+    # The weighted sum in C (map/sum) instead of a Python loop: UIDs are hashed once per file.
+    return _to_int32(sum(map(mul, units, _powers_of_31(len(units)))))  # type: ignore[arg-type]
 
 
 def java_list_hash(values: Iterable[str]) -> int:

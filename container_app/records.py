@@ -119,7 +119,7 @@ class Resource:
     rel_path: str  # relative to ROOT, "." for ROOT itself, always with "/" separators
     identity: ResourceIdentity
     files: tuple[str, ...]  # file names directly in the folder, catalog excluded, sorted
-    catalog_entries: tuple[CatalogEntry, ...] | None  # None when there is no catalog
+    catalog_entries: tuple[CatalogEntry, ...] | None  # None without a catalog, or until `discover.load_catalog`
     catalog_error: str | None = None
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import structlog
 
 from container_app.classify import ResourceFindings, classify, with_content_checks
-from container_app.discover import Selection, discover
+from container_app.discover import Selection, discover, load_catalog
 from container_app.headers import ContentCheck, ReadPlan, check_content, survey_file
 from container_app.naming import NamingTemplate
 from container_app.records import FileRecord, Reason, Resource
@@ -178,6 +178,7 @@ def _directory(root: str, resource: Resource) -> str:
 def _classify(root: str, resource: Resource, records: list[FileRecord], template: NamingTemplate,
               check: Callable[[tuple[str, Sequence[str]]], list[tuple[str, ContentCheck | None]]]) -> ResourceFindings:
     directory = _directory(root, resource)
+    resource = load_catalog(root, resource)
     records = [_judge_link(root, directory, r) for r in records]
     records.sort(key=lambda r: r.name)
     findings = classify(resource, records, template)
