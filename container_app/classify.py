@@ -89,6 +89,7 @@ class ResourceFindings:
 def classify(resource: Resource, records: Sequence[FileRecord], template: NamingTemplate) -> ResourceFindings:
     """Classify one resource's files (no content checks yet: see `with_content_checks`)."""
     catalog_uids = {e.uri: e.uid for e in resource.catalog_entries or ()}
+    template_identifies = any(k in IDENTIFYING_KEYWORDS for k in template.keywords)
     expected: dict[str, str] = {}
     bad: dict[str, tuple[Reason, str | None]] = {}
     groups: dict[UidPair, list[str]] = {}
@@ -128,7 +129,10 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
             elif (record.header is not None and catalog_uids[record.name] is not None
                   and catalog_uids[record.name] != record.header.get("SOPInstanceUID")):
                 extra.append(Reason.CATALOG_UID_MISMATCH)
-        tags = identifying_tags(record)
+        # A file at its expected name holds only what the template puts there: with no identifying
+        # keyword in the template, there is nothing to find (and most files of an archive are such).
+        named_by_template = expected.get(record.name) == record.name and not template_identifies
+        tags = () if named_by_template else identifying_tags(record)
         if tags:
             extra.append(Reason.IDENTIFYING_NAME)
         if record.name in bad:

@@ -45,6 +45,8 @@ _MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
 _NOTHING: Mapping[int, str] = {}
+_PIXEL_DATA_TAGS: Mapping[int, str] = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData",
+                                       0x7FE00009: "DoubleFloatPixelData"}
 _META_TAGS = {_MEDIA_STORAGE_SOP_CLASS_UID: "", _MEDIA_STORAGE_SOP_INSTANCE_UID: "", _TRANSFER_SYNTAX_UID: ""}
 _PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -258,7 +260,14 @@ class _Parser:
     def last_element_end(self, pos: int) -> tuple[int, int]:
         """Walk every top-level element: (end of the last one as declared, its tag)."""
         last_tag = 0
+        fast = _fast_implicit_le if self.implicit else _fast_explicit_le
+        pixels: dict[int, bytes] = {}
         while pos < self.w.size:
+            if self.little:  # plain elements in bulk; pixel data small enough to sit in the buffer is noted
+                pos, _passed = fast(self.w.data, self.w.base, pos, 0xFFFFFFFF, _PIXEL_DATA_TAGS, pixels)
+                last_tag = max(pixels, default=last_tag)
+                if pos >= self.w.size:
+                    break
             tag, vr, length, pos = self.header(pos, self.implicit)
             last_tag = tag
             if length == _UNDEFINED:

@@ -564,3 +564,17 @@ def test_subfolders_belong_to_their_resource(tmp_path: Path, survey_lib: Any) ->
     }
     # Pointed at directly, a subfolder is surveyed whatever its resource's label.
     assert identities(survey_lib(session / "SCANS/1/NIFTI/sub")) == {".": (None, None, "1", "NIFTI")}
+
+
+def test_a_site_template_with_identifying_values_flags_conforming_names(tmp_path: Path, survey_lib: Any) -> None:
+    """Conforming names are exempt from the identifying check only when the template reads no identifying tag."""
+    template = "${PatientID}-${SOPInstanceUID}"
+    root = tmp_path / "root"
+    instance = dataclasses.replace(synth.series_instances(STUDY, 1, 1)[0], patient_id="MRN12345678")
+    name = parse_template(template).render(lambda k: synth.header_value(instance, k))
+    synth.write_instance(root / name, instance)
+    [finding] = survey_lib(root, template=template)["resources"][0]["files"]
+    assert finding["status"] == "CONFORMING"
+    assert "IDENTIFYING_NAME" in finding["reasons"] and finding["identifyingTags"] == ["PatientID"]
+    [default] = survey_lib(root)["resources"][0]["files"]
+    assert "IDENTIFYING_NAME" in default["reasons"]  # not at XNAT's default name: checked, and found
