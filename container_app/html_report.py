@@ -679,11 +679,7 @@ def write_html_report(out_dir: str, survey_report: Mapping[str, Any],
     Resources are matched to the mitigation report's by `path`. The restore command shown names
     `mitigation_report_path`, by default OUT/mitigation-report.json.
     """
-    by_path: dict[str, Mapping[str, Any]] = {}
-    if isinstance(mitigation_report, Mapping):
-        for resource in sequence(mitigation_report.get("resources")):
-            if isinstance(resource, Mapping):
-                by_path[text(resource.get("path"))] = resource
+    by_path = _mitigated_by_path(mitigation_report)
     writer = HtmlReportWriter(out_dir)
     try:
         for resource in sequence(survey_report.get("resources")):
@@ -697,6 +693,16 @@ def write_html_report(out_dir: str, survey_report: Mapping[str, Any],
     return writer.finish(survey_report, mitigation_report, mitigation_report_path)
 
 
+def _mitigated_by_path(mitigation_report: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """A mitigation report's resources by path, to pair each with the surveyed resource it changed."""
+    by_path: dict[str, Mapping[str, Any]] = {}
+    if isinstance(mitigation_report, Mapping):
+        for resource in sequence(mitigation_report.get("resources")):
+            if isinstance(resource, Mapping):
+                by_path[text(resource.get("path"))] = resource
+    return by_path
+
+
 def write_html_report_from_file(out_dir: str, survey_report_path: str,
                                 mitigation_report: Mapping[str, Any] | None = None, *,
                                 mitigation_report_path: str | None = None) -> str:
@@ -705,11 +711,7 @@ def write_html_report_from_file(out_dir: str, survey_report_path: str,
     The survey writer puts each resource on a line of its own between the envelope's head and tail;
     such a file is streamed, any other (a report reformatted by hand, say) is read whole.
     """
-    by_path: dict[str, Mapping[str, Any]] = {}
-    if isinstance(mitigation_report, Mapping):
-        for resource in sequence(mitigation_report.get("resources")):
-            if isinstance(resource, Mapping):
-                by_path[text(resource.get("path"))] = resource
+    by_path = _mitigated_by_path(mitigation_report)
     writer = HtmlReportWriter(out_dir)
     try:
         envelope = _stream_resources(survey_report_path, lambda r: writer.add(r, by_path.pop(text(r.get("path")),
