@@ -261,6 +261,10 @@ class FilesystemExecutor:
 
         results: dict[int, ActionResult] = {}
         journaled = {r.get("path") for r in self.journal.done("backup", resource=resource)}
+        pending = [a.source.path for a in plan.actions
+                   if a.kind is not ActionKind.RETAIN and a.source.path not in journaled]
+        if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
+            self.journal.append("backup", "start", resource=resource, files=len(pending), folder=backup_folder)
         # 1. Back up every file that will change; all copies durable before any original is touched.
         for index, action in enumerate(plan.actions):
             if action.kind is ActionKind.RETAIN:
