@@ -11,33 +11,22 @@ Three groups of tests:
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests import container_scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND_JSON = ROOT / "command.json"
 XNAT_DEFAULT_TEMPLATE = "${StudyInstanceUID}-${SeriesNumber}-${InstanceNumber}-${HashSOPClassUIDWithSOPInstanceUID}"
 
 
-def _load(name: str) -> ModuleType:
-    """Import a script from container/ (not a package) by path."""
-    module_name = f"_container_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "container" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+_load = container_scripts.load
 
 
 validator = _load("validate_command")

@@ -12,7 +12,6 @@ Skipped, with the reason, when podman and buildah cannot be set up on this machi
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -22,10 +21,11 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests import container_scripts
 
 pytestmark = pytest.mark.container
 
@@ -39,16 +39,7 @@ OPTIONAL_OUTPUTS = {"report.html", "rollup.json", "rollup.csv", "rollup.html"}  
 XNAT_ENV = {"XNAT_HOST": "http://localhost:1", "XNAT_USER": "u", "XNAT_PASS": "p"}
 
 
-def _load(name: str) -> ModuleType:
-    module_name = f"_container_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "container" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+_load = container_scripts.load
 
 
 launch = _load("xnat_launch")
