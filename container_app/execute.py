@@ -266,6 +266,7 @@ class FilesystemExecutor:
         if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
             self.journal.append("backup", "start", resource=resource, files=len(pending), folder=backup_folder)
         # 1. Back up every file that will change; all copies durable before any original is touched.
+        copied_before = len(self._fresh_backups)
         for index, action in enumerate(plan.actions):
             if action.kind is ActionKind.RETAIN:
                 results[index] = ActionResult(action, Outcome.DONE)
@@ -279,7 +280,7 @@ class FilesystemExecutor:
                 continue
             results[index] = ActionResult(action, Outcome.PLANNED, destination)
         # One sync for the whole batch, then the journal says the backups are done: never before.
-        if self._fresh_backups:
+        if len(self._fresh_backups) > copied_before:
             sync_filesystem(backup_folder)
         for index, action in enumerate(plan.actions):
             result = results[index]

@@ -344,8 +344,7 @@ class SurveyReportWriter:
         self.envelope = dict(envelope)
         self.totals = Totals()
         self.documents_written = 0
-        self.summaries: list[dict[str, Any]] = []  # small per-resource rows for the terminal
-        self._identities: list[dict[str, Any]] = []
+        self.summaries: list[dict[str, Any]] = []  # small per-resource rows: the terminal table, roll-ups
         self._json = AtomicFile(os.path.join(out_dir, SURVEY_REPORT))
         self._csv_file = AtomicFile(os.path.join(out_dir, SURVEY_SUMMARY), newline="")
         self._csv = csv.writer(self._csv_file.handle)
@@ -354,10 +353,6 @@ class SurveyReportWriter:
                           ensure_ascii=False, indent=1)
         # Open the envelope and leave `resources` open for streaming.
         self._json.handle.write(head[: head.rstrip().rfind("}")].rstrip() + ',\n "resources": [\n')
-
-    def add(self, findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
-        """Render and write one resource (in this process); returns its summary."""
-        return self.add_rendered(render_resource(findings, survey_date))
 
     def add_rendered(self, rendered: RenderedResource) -> dict[str, Any]:
         """Write one resource rendered (and validated) by `render_resource`, perhaps in a worker."""
@@ -374,18 +369,14 @@ class SurveyReportWriter:
             xnat["totalEntries"], xnat["totalUids"], xnat["totalDuplicates"], xnat["totalBadFiles"],
             xnat["totalMismatchedFiles"],
         ])
-        self._identities.append(summary["identity"])
         self.summaries.append({
+            "identity": identity,
             "path": summary["path"], "requestStatus": summary["requestStatus"],
             "totalEntries": xnat["totalEntries"], "totalUids": xnat["totalUids"],
             "totalMismatchedFiles": xnat["totalMismatchedFiles"], "totalDuplicates": xnat["totalDuplicates"],
             "totalBadFiles": xnat["totalBadFiles"], "identifyingNames": summary["counts"]["identifyingName"],
         })
         return summary
-
-    def summary_rows(self) -> list[dict[str, Any]]:
-        """Per resource: its identity (for roll-ups) beside the terminal summary's counts."""
-        return [{"identity": i, **s} for i, s in zip(self._identities, self.summaries, strict=True)]
 
     def finish(self, finished_at: dt.datetime) -> dict[str, Any]:  # the envelope, `resources` left empty
         """Close and validate the envelope, then move both files into place."""

@@ -93,7 +93,7 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     totals = envelope["totals"]
     report_path = os.path.join(settings.output, "survey-report.json")
     html_path = write_html_report_from_file(settings.output, report_path)
-    sessions = {(s["identity"]["project"], s["identity"]["session"]) for s in writer.summary_rows()}
+    sessions = {(s["identity"]["project"], s["identity"]["session"]) for s in writer.summaries}
     if len(sessions) > 1:  # a project-wide run: the per-session roll-up comes with it
         from container_app.rollup import build_rollup, load_report, write_rollup
 
