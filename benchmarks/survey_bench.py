@@ -795,13 +795,21 @@ def _pool(n_jobs: int, template: Template | None, multi: Template | None, frames
     return ctx.Pool(n_jobs, initializer=_init_worker, initargs=(template, multi, frames))
 
 
+def _cached_corpus(kind: str, final: Path, params: dict[str, Any]) -> Corpus | None:
+    """A corpus generated earlier with the same parameters, if its manifest says it is complete."""
+    manifest_path = final / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    log(f"reusing corpus {final} ({manifest['dicom_files']} files)")
+    return Corpus(kind, final / "root", params, manifest, None)
+
+
 def ensure_single(workdir: Path, p: SingleParams, jobs: int) -> Corpus:
     final = workdir / p.dirname()
-    manifest_path = final / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        log(f"reusing corpus {final} ({manifest['dicom_files']} files)")
-        return Corpus("single", final / "root", asdict(p), manifest, None)
+    cached = _cached_corpus("single", final, asdict(p))
+    if cached is not None:
+        return cached
     log(f"generating {p.files} single-frame files into {final} ...")
     t0 = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -845,11 +853,9 @@ def ensure_single(workdir: Path, p: SingleParams, jobs: int) -> Corpus:
 
 def ensure_multi(workdir: Path, p: MultiParams, jobs: int) -> Corpus:
     final = workdir / p.dirname()
-    manifest_path = final / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        log(f"reusing corpus {final} ({manifest['dicom_files']} files)")
-        return Corpus("multiframe", final / "root", asdict(p), manifest, None)
+    cached = _cached_corpus("multiframe", final, asdict(p))
+    if cached is not None:
+        return cached
     log(f"generating {p.files} enhanced multi-frame files ({p.frames} frames) into {final} ...")
     t0 = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
