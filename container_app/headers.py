@@ -9,6 +9,7 @@ them into the strings XNAT's DICOM library would return.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
@@ -39,6 +41,11 @@ LEGACY_KEYWORDS = ("Modality", "StudyDescription", "StudyDate", "StudyTime", "St
                    "InstanceNumber")
 UID_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 ALWAYS_KEYWORDS = (*UID_KEYWORDS, *IDENTIFYING_KEYWORDS, *LEGACY_KEYWORDS)
+
+#: Binary VRs whose first value XNAT's DICOM library returns as a number in decimal (e.g. Rows "512").
+_BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
+#: VRs whose values may hold characters outside ASCII, decoded with the SpecificCharacterSet.
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
@@ -67,13 +74,29 @@ class _Truncated(Exception):
     """The file ends inside an element."""
 
 
+class Decoding(enum.Enum):
+    """How an element's raw bytes become the string XNAT would use."""
+
+    ASCII = "ascii"  # UIDs, codes, numbers as text, dates: ASCII in every character set
+    TEXT = "text"  # PN, LO, SH, ST, LT, UT, UC: may need the SpecificCharacterSet
+    BINARY = "binary"  # US, SL, FD...: the first number, in decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ElementDecoder:
+    keyword: str
+    decoding: Decoding
+    vr: str
+    binary_format: str = ""  # struct format of one value, for Decoding.BINARY
+
+
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
     """Which elements to read: built once per run from the template, shared by every worker."""
 
     tags: Mapping[int, str]  # tag -> keyword
     stop_after: int  # the highest tag needed; parsing stops past it
-    vrs: Mapping[int, str] = field(default_factory=dict)  # tag -> its dictionary VR, looked up once
+    decoders: Mapping[int, ElementDecoder] = field(default_factory=dict)  # tag -> how to decode it
 
     @classmethod
     def for_keywords(cls, keywords: Iterable[str]) -> ReadPlan:
@@ -83,10 +106,16 @@ class ReadPlan:
             if tag is None:  # the template parser already refused unknown keywords
                 raise ValueError(keyword)
             tags[tag] = keyword
-        tags[_SPECIFIC_CHARACTER_SET] = "SpecificCharacterSet"
-        # "US or SS": the first, as XNAT's dictionary does
-        vrs = {tag: dictionary_VR(tag).split(" or ")[0] for tag in tags}
-        return cls(tags=tags, stop_after=max(tags), vrs=vrs)
+        decoders = {tag: _decoder(tag, keyword) for tag, keyword in tags.items()}
+        tags[_SPECIFIC_CHARACTER_SET] = "SpecificCharacterSet"  # read, but only to decode the others
+        return cls(tags=tags, stop_after=max(tags), decoders=decoders)
+
+
+def _decoder(tag: int, keyword: str) -> ElementDecoder:
+    vr = dictionary_VR(tag).split(" or ")[0]  # "US or SS": the first, as XNAT's dictionary does
+    if vr in _BINARY_NUMBERS:
+        return ElementDecoder(keyword, Decoding.BINARY, vr, _BINARY_NUMBERS[vr])
+    return ElementDecoder(keyword, Decoding.TEXT if vr in _TEXT_VRS else Decoding.ASCII, vr)
 
 
 class _Window:
@@ -181,6 +210,39 @@ def _fast_implicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mappi
     return pos, False
 
 
+def _walk_python(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+                 values: dict[int, bytes], implicit: bool, skip_sequences: bool = True, /) -> tuple[int, bool]:
+    """The Python loops never step over sequences: `skip_sequences` only matters to the C walker."""
+    return (_fast_implicit_le if implicit else _fast_explicit_le)(data, base, pos, stop, wanted, values)
+
+
+class _Walker(Protocol):
+    def __call__(self, data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+                 values: dict[int, bytes], implicit: bool, skip_sequences: bool = True, /) -> tuple[int, bool]: ...
+
+
+def _load_walker() -> _Walker:
+    """The C walker when it was built and not turned off, else the Python loops.
+
+    The C walker also steps over undefined-length sequences that lie wholly in the buffer, so it may
+    stop later than the Python loops; where either stops, `_Parser` carries on by the same rules, so
+    the values read are the same (tests compare the two on every test file and on fuzzed ones).
+    """
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return _walk_python
+    try:
+        from container_app._walk import walk
+    except ImportError:
+        return _walk_python
+    return walk
+
+
+#: Set to 1 to run the pure-Python walker even where the C one is built (comparisons, benchmarks).
+PURE_PYTHON_ENV = "XNAT_RESOURCE_SURVEY_PURE_PYTHON"
+_walk = _load_walker()
+ACCELERATED = _walk is not _walk_python
+
+
 class _Parser:
     """Walks the elements of a dataset, keeping the raw values of the wanted tags."""
 
@@ -209,11 +271,10 @@ class _Parser:
 
     def read(self, pos: int, plan: ReadPlan) -> dict[int, bytes]:
         values: dict[int, bytes] = {}
-        size, wanted, stop = self.w.size, plan.tags, plan.stop_after
-        fast = _fast_explicit_le if not self.implicit else _fast_implicit_le
+        size, wanted, stop, implicit = self.w.size, plan.tags, plan.stop_after, self.implicit
         while pos < size:
             if self.little:
-                pos, finished = fast(self.w.data, self.w.base, pos, stop, wanted, values)
+                pos, finished = _walk(self.w.data, self.w.base, pos, stop, wanted, values, implicit)
                 if finished or pos >= size:
                     break
             # One element the fast loops leave to us: near the buffer's end, undefined length, odd VR.
@@ -245,10 +306,9 @@ class _Parser:
             if length != _UNDEFINED:
                 pos += length
                 continue
-            fast = _fast_implicit_le if implicit else _fast_explicit_le
             while True:
                 if self.little:  # the item's plain elements, up to its end or a nested sequence
-                    pos, _ended = fast(self.w.data, self.w.base, pos, _ITEM_END - 1, _NOTHING, {})
+                    pos, _ended = _walk(self.w.data, self.w.base, pos, _ITEM_END - 1, _NOTHING, {}, implicit)
                 tag, vr, length, pos = self.header(pos, implicit)
                 if tag == _ITEM_END:
                     break
@@ -260,11 +320,11 @@ class _Parser:
     def last_element_end(self, pos: int) -> tuple[int, int]:
         """Walk every top-level element: (end of the last one as declared, its tag)."""
         last_tag = 0
-        fast = _fast_implicit_le if self.implicit else _fast_explicit_le
         pixels: dict[int, bytes] = {}
         while pos < self.w.size:
             if self.little:  # plain elements in bulk; pixel data small enough to sit in the buffer is noted
-                pos, _passed = fast(self.w.data, self.w.base, pos, 0xFFFFFFFF, _PIXEL_DATA_TAGS, pixels)
+                pos, _passed = _walk(self.w.data, self.w.base, pos, 0xFFFFFFFF, _PIXEL_DATA_TAGS, pixels,
+                                     self.implicit)
                 last_tag = max(pixels, default=last_tag)
                 if pos >= self.w.size:
                     break
@@ -310,7 +370,8 @@ def _with_meta(window: _Window, pos: int, has_preamble: bool) -> _Layout:
     parser = _Parser(window, little=True, implicit=False)
     meta: dict[int, bytes] = {}
     # The fast loop stops at the first tag past group 0002 without interpreting it.
-    pos, _finished = _fast_explicit_le(window.data, window.base, pos, 0x0002FFFF, _META_TAGS, meta)
+    # No sequence skipping: one of undefined length in the meta sends the file to pydicom, below.
+    pos, _finished = _walk(window.data, window.base, pos, 0x0002FFFF, _META_TAGS, meta, False, False)
     while pos < window.size:
         # Look at the group first: the dataset after the meta may be implicit VR, big endian or deflated,
         # so its first element must not be parsed as explicit VR little endian.
@@ -346,8 +407,6 @@ def _is_valid_uid(value: str | None) -> bool:
 # --- decoding: shared by the fast path and the pydicom fallback -----------------------------------
 
 
-#: Binary VRs whose first value XNAT's DICOM library returns as a number in decimal (e.g. Rows "512").
-_BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
 
 
 def _binary_first_value(data: bytes, fmt: str, little: bool) -> str | None:
@@ -381,27 +440,29 @@ def decode_values(raw: Mapping[int, bytes], plan: ReadPlan, little: bool = True)
 
     `little` is the dataset's byte order, for the binary numbers (US, SL, FD...) that a template may read.
     """
-    encodings = _encodings(raw.get(_SPECIFIC_CHARACTER_SET, b""))
     values: dict[str, str] = {}
+    decoders = plan.decoders
     for tag, data in raw.items():
-        keyword = plan.tags.get(tag)
-        if keyword is None or keyword == "SpecificCharacterSet":
+        decoder = decoders.get(tag)
+        if decoder is None:
             continue
-        vr = plan.vrs.get(tag) or dictionary_VR(tag).split(" or ")[0]
-        if vr in _BINARY_NUMBERS:
-            number = _binary_first_value(data, _BINARY_NUMBERS[vr], little)
+        decoding = decoder.decoding
+        if decoding is Decoding.BINARY:
+            number = _binary_first_value(data, decoder.binary_format, little)
             if number is not None:
-                values[keyword] = number
-            continue
-        if vr in ("PN", "LO", "SH", "ST", "LT", "UT", "UC") and not (data.isascii() and b"\x1b" not in data):
-            # Plain ASCII reads the same in every character set DICOM allows; only the rest (and ISO 2022
-            # escape sequences) needs pydicom's decoder.
-            text = decode_bytes(data, encodings, {0x5C, 0x3D, 0x5E} if vr == "PN" else {0x5C})
-        else:
-            text = data.decode("ascii", "replace")
-        value = first_value(text)
-        if value is not None:
-            values[keyword] = value
+                values[decoder.keyword] = number
+        elif decoding is Decoding.ASCII or (data.isascii() and b"\x1b" not in data):
+            # Plain ASCII reads the same in every character set DICOM allows; delimiter, padding and
+            # "replace" all act byte for byte, so the first value is cut out before decoding.
+            first = data.split(b"\\", 1)[0].strip(b" \0")
+            if first:
+                values[decoder.keyword] = first.decode("ascii", "replace")
+        else:  # other text (and ISO 2022 escape sequences) needs pydicom's decoder
+            encodings = _encodings(raw.get(_SPECIFIC_CHARACTER_SET, b""))
+            text = decode_bytes(data, encodings, {0x5C, 0x3D, 0x5E} if decoder.vr == "PN" else {0x5C})
+            value = first_value(text)
+            if value is not None:
+                values[decoder.keyword] = value
     return values
 
 

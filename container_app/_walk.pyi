@@ -1,0 +1,4 @@
+from collections.abc import Mapping
+
+def walk(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str], values: dict[int, bytes],
+         implicit: bool, skip_sequences: bool = True, /) -> tuple[int, bool]: ...
