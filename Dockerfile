@@ -12,8 +12,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 COPY . /src
 # The label check comes first: it needs nothing but the interpreter.
-RUN python3 /src/container/label.py --command-json /src/command.json --check-env COMMANDS \
- && python3 -m venv /opt/xnat-resource-survey \
+RUN python3 /src/container/label.py --command-json /src/command.json --check-env COMMANDS
+# A C compiler in the build stage only, for the optional C element walker (the survey's hot loop).
+# Without one (no package mirror reachable) the build goes on and the image uses the Python walker.
+RUN /src/container/build-deps.sh
+RUN python3 -m venv /opt/xnat-resource-survey \
  && /opt/xnat-resource-survey/bin/python -m pip install --no-cache-dir /src \
  && /opt/xnat-resource-survey/bin/python -m pip uninstall -y -q pip
 
