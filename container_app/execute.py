@@ -290,8 +290,7 @@ class FilesystemExecutor:
         self.journal.commit()
 
         # 2. Renames and removals, in the plan's order (a name is freed before it is taken).
-        finished = {(r["step"], r.get("path")) for r in self.journal.records
-                    if r.get("resource") == resource and r["phase"] == "done"}
+        finished = {(r["step"], r.get("path")) for r in self.journal.for_resource(resource) if r["phase"] == "done"}
         for index, action in enumerate(plan.actions):
             result = results[index]
             if result.outcome is not Outcome.PLANNED:
@@ -439,8 +438,8 @@ class FilesystemExecutor:
             new_data = new_text.encode("utf-8")
             new_sha = hashlib.sha256(new_data).hexdigest()
             current_sha = sha256_of(path)
-            ours = {original_sha, *(r.get("sha256") for r in self.journal.records
-                                    if r["step"] == "catalog" and r.get("resource") == plan.resource_path)}
+            ours = {original_sha, *(r.get("sha256") for r in self.journal.for_resource(plan.resource_path)
+                                    if r["step"] == "catalog")}
             if current_sha not in ours:
                 raise FileProblem("the catalog changed since the survey; not rewritten")
             if current_sha != new_sha:

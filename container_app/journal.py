@@ -29,6 +29,13 @@ class Journal:
     path: str
     records: list[dict[str, Any]] = field(default_factory=list)
     _handle: Any = None
+    # Records by their "resource" field: each resource's steps are looked up without scanning the
+    # whole journal, which grows with the run (a scan per resource would make a long run quadratic).
+    _by_resource: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._by_resource.setdefault(record.get("resource"), []).append(record)
 
     @classmethod
     def open(cls, path: str) -> Journal:
@@ -41,7 +48,7 @@ class Journal:
             lines = text.splitlines()
             for number, line in enumerate(lines, 1):
                 try:
-                    journal.records.append(json.loads(line))
+                    journal._remember(json.loads(line))
                 except json.JSONDecodeError:
                     # Only the last line can be torn by a crash; anything else is damage.
                     if number != len(lines):
@@ -54,7 +61,7 @@ class Journal:
     def append(self, step: str, phase: str, **details: Any) -> None:
         record = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "step": step, "phase": phase,
                   **details}
-        self.records.append(record)
+        self._remember(record)
         try:
             self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         except OSError as exc:
@@ -82,9 +89,14 @@ class Journal:
                     self._handle.close()
                 self._handle = None
 
+    def for_resource(self, resource: str) -> list[dict[str, Any]]:
+        """Every record of one resource, in journal order."""
+        return self._by_resource.get(resource, [])
+
     def done(self, step: str, **match: Any) -> list[dict[str, Any]]:
         """Records of `step` finished ("done"), optionally only those whose fields equal `match`."""
-        return [r for r in self.records
+        records = self.for_resource(match["resource"]) if "resource" in match else self.records
+        return [r for r in records
                 if r["step"] == step and r["phase"] == "done" and all(r.get(k) == v for k, v in match.items())]
 
 
