@@ -106,8 +106,12 @@ def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[s
     return new_text, renamed, removed
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Write via a temporary file in the same folder, flushed, then renamed over `path`."""
+def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
+    """Write via a temporary file in the same folder, then renamed over `path`.
+
+    `durable` fsyncs the file and its folder; callers writing a batch pass False and sync the file
+    system once afterwards.
+    """
     directory = os.path.dirname(path) or "."
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -115,12 +119,15 @@ def write_atomically(path: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    if not durable:
+        return
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -14,7 +14,8 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,6 +88,8 @@ class Executor(Protocol):
     name: str
 
     def execute(self, plan: ResourcePlan) -> ResourceResult: ...
+
+    def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]: ...
 
 
 class FileProblem(Exception):
@@ -229,23 +232,47 @@ class FilesystemExecutor:
         return os.path.join(self.root, *safe_relative(rel).split("/"))
 
     def execute(self, plan: ResourcePlan) -> ResourceResult:
+        return self.execute_batch([plan])[0]
+
+    def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]:
+        """Mitigate several resources, each step done for all of them before the next step starts.
+
+        The order of steps per resource is the same as for one resource alone; batching only lets one
+        sync of the file system (and one journal commit) serve every resource of the batch, where a
+        sync per resource made the syncs cost more than the copies.
+        """
+        results: list[ResourceResult | None] = [None] * len(plans)
+        with ExitStack() as locks:
+            work: list[_Work] = []
+            for index, plan in enumerate(plans):
+                started = self._begin(plan, locks)
+                if isinstance(started, ResourceResult):
+                    results[index] = started
+                else:
+                    started.index = index
+                    work.append(started)
+            if work:
+                self.journal.commit()
+                self._back_up(work)
+                self._change(work)
+                self._update_catalogs(work)
+            for item in work:
+                results[item.index] = item.finish()
+        finished = [r for r in results if r is not None]
+        assert len(finished) == len(plans)
+        return finished
+
+    def _begin(self, plan: ResourcePlan, locks: ExitStack) -> _Work | ResourceResult:
+        """Lock the resource and check it still looks as surveyed; a result when it is not to be touched."""
         backup_folder = self.backup_folder(plan)
         folder = self.root if plan.resource_path == "." else self._abs(plan.resource_path)
         if not plan.actions:
             return ResourceResult(plan, ResourceStatus.NOTHING_TO_DO if not plan.conflicts else ResourceStatus.PARTIAL,
                                   backup_folder, (), reason="nothing can be done safely" if plan.conflicts else None)
         try:
-            with exclusive_lock(folder, f"resource {plan.resource_path}"):
-                return self._execute_locked(plan, folder, backup_folder)
+            locks.enter_context(exclusive_lock(folder, f"resource {plan.resource_path}"))
         except LockedError as exc:
             return self._untouched(plan, backup_folder, ResourceStatus.LOCKED, str(exc))
-
-    def _untouched(self, plan: ResourcePlan, backup_folder: str, status: ResourceStatus,
-                   reason: str) -> ResourceResult:
-        results = tuple(ActionResult(a, Outcome.SKIPPED, error=reason) for a in plan.actions)
-        return ResourceResult(plan, status, backup_folder, results, reason=reason)
-
-    def _execute_locked(self, plan: ResourcePlan, folder: str, backup_folder: str) -> ResourceResult:
         if not os.access(folder, os.W_OK):
             return self._untouched(plan, backup_folder, ResourceStatus.FAILED,
                                    "the resource folder is read-only: nothing was changed")
@@ -254,73 +281,82 @@ class FilesystemExecutor:
             stale = self._staleness(plan, folder)
             if stale is not None:
                 self.journal.append("resource", "stale", resource=resource, reason=stale)
-                self.journal.commit()
                 return self._untouched(plan, backup_folder, ResourceStatus.STALE, stale)
+            # Committed with the batch's first commit, before any backup is journaled as done.
             self.journal.append("resource-start", "done", resource=resource, backupFolder=backup_folder)
-            self.journal.commit()
+        return _Work(plan, folder, backup_folder)
 
-        results: dict[int, ActionResult] = {}
-        journaled = {r.get("path") for r in self.journal.done("backup", resource=resource)}
-        pending = [a.source.path for a in plan.actions
-                   if a.kind is not ActionKind.RETAIN and a.source.path not in journaled]
-        if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
-            self.journal.append("backup", "start", resource=resource, files=len(pending), folder=backup_folder)
-        # 1. Back up every file that will change; all copies durable before any original is touched.
+    def _untouched(self, plan: ResourcePlan, backup_folder: str, status: ResourceStatus,
+                   reason: str) -> ResourceResult:
+        results = tuple(ActionResult(a, Outcome.SKIPPED, error=reason) for a in plan.actions)
+        return ResourceResult(plan, status, backup_folder, results, reason=reason)
+
+    def _back_up(self, work: Sequence[_Work]) -> None:
+        """1. Copy every file that will change; all copies durable and journaled before any original is touched."""
         copied_before = len(self._fresh_backups)
-        for index, action in enumerate(plan.actions):
-            if action.kind is ActionKind.RETAIN:
-                results[index] = ActionResult(action, Outcome.DONE)
-                continue
-            destination = os.path.join(backup_folder, action.source.path.rsplit("/", 1)[-1])
-            try:
-                self._backup(action, destination, journaled)
-            except FileProblem as exc:
-                results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)
-                self.journal.append("backup", "failed", resource=resource, path=action.source.path, error=str(exc))
-                continue
-            results[index] = ActionResult(action, Outcome.PLANNED, destination)
+        for item in work:
+            plan, resource = item.plan, item.plan.resource_path
+            item.journaled = {r.get("path") for r in self.journal.done("backup", resource=resource)}
+            pending = [a.source.path for a in plan.actions
+                       if a.kind is not ActionKind.RETAIN and a.source.path not in item.journaled]
+            if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
+                self.journal.append("backup", "start", resource=resource, files=len(pending),
+                                    folder=item.backup_folder)
+            for index, action in enumerate(plan.actions):
+                if action.kind is ActionKind.RETAIN:
+                    item.results[index] = ActionResult(action, Outcome.DONE)
+                    continue
+                destination = os.path.join(item.backup_folder, action.source.path.rsplit("/", 1)[-1])
+                try:
+                    self._backup(action, destination, item.journaled)
+                except FileProblem as exc:
+                    item.results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)
+                    self.journal.append("backup", "failed", resource=resource, path=action.source.path,
+                                        error=str(exc))
+                    continue
+                item.results[index] = ActionResult(action, Outcome.PLANNED, destination)
         # One sync for the whole batch, then the journal says the backups are done: never before.
         if len(self._fresh_backups) > copied_before:
-            sync_filesystem(backup_folder)
-        for index, action in enumerate(plan.actions):
-            result = results[index]
-            if result.outcome is Outcome.PLANNED and action.source.path not in journaled:
-                self.journal.append("backup", "done", resource=resource, path=action.source.path,
-                                    backup=result.backup_path, sha256=action.source.sha256)
+            sync_filesystem(self.backup_root)
+        for item in work:
+            for index, action in enumerate(item.plan.actions):
+                result = item.results[index]
+                if result.outcome is Outcome.PLANNED and action.source.path not in item.journaled:
+                    self.journal.append("backup", "done", resource=item.plan.resource_path, path=action.source.path,
+                                        backup=result.backup_path, sha256=action.source.sha256)
         self.journal.commit()
 
-        # 2. Renames and removals, in the plan's order (a name is freed before it is taken).
-        finished = {(r["step"], r.get("path")) for r in self.journal.for_resource(resource) if r["phase"] == "done"}
-        for index, action in enumerate(plan.actions):
-            result = results[index]
-            if result.outcome is not Outcome.PLANNED:
-                continue
-            step = Step.DELETE if action.kind is ActionKind.REMOVE else Step.MOVE
-            if (step.value, action.source.path) in finished:
-                results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
-                continue
-            self.journal.append(step.value, "start", resource=resource, path=action.source.path,
-                                target=action.target)
-            try:
-                if action.kind is ActionKind.REMOVE:
-                    self._remove(action, plan, result.backup_path)
-                else:
-                    self._rename(action)
-            except FileProblem as exc:
-                results[index] = ActionResult(action, Outcome.FAILED, result.backup_path, str(exc), step)
-                self.journal.append(step.value, "failed", resource=resource, path=action.source.path, error=str(exc))
-                continue
-            results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
-            self.journal.append(step.value, "done", resource=resource, path=action.source.path, target=action.target)
-        _fsync_folder(folder)
+    def _change(self, work: Sequence[_Work]) -> None:
+        """2. Renames and removals, in each plan's order (a name is freed before it is taken)."""
+        for item in work:
+            plan, resource = item.plan, item.plan.resource_path
+            finished = {(r["step"], r.get("path")) for r in self.journal.for_resource(resource)
+                        if r["phase"] == "done"}
+            for index, action in enumerate(plan.actions):
+                result = item.results[index]
+                if result.outcome is not Outcome.PLANNED:
+                    continue
+                step = Step.DELETE if action.kind is ActionKind.REMOVE else Step.MOVE
+                if (step.value, action.source.path) in finished:
+                    item.results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
+                    continue
+                self.journal.append(step.value, "start", resource=resource, path=action.source.path,
+                                    target=action.target)
+                try:
+                    if action.kind is ActionKind.REMOVE:
+                        self._remove(action, plan, result.backup_path)
+                    else:
+                        self._rename(action)
+                except FileProblem as exc:
+                    item.results[index] = ActionResult(action, Outcome.FAILED, result.backup_path, str(exc), step)
+                    self.journal.append(step.value, "failed", resource=resource, path=action.source.path,
+                                        error=str(exc))
+                    continue
+                item.results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
+                self.journal.append(step.value, "done", resource=resource, path=action.source.path,
+                                    target=action.target)
+        sync_filesystem(self.root)  # the renames and removals of every folder of the batch
         self.journal.commit()
-
-        # 3. The catalog follows the files.
-        catalog = self._update_catalog(plan, backup_folder, [results[i] for i in range(len(plan.actions))])
-        self.journal.append("resource", "done", resource=resource)
-        self.journal.commit()
-        ordered = tuple(results[i] for i in range(len(plan.actions)))
-        return ResourceResult(plan, _status(plan, ordered, catalog), backup_folder, ordered, catalog)
 
     # --- the steps ------------------------------------------------------------------------------
 
@@ -418,12 +454,50 @@ class FilesystemExecutor:
         except OSError as exc:
             raise FileProblem(f"renamed, but the old name could not be removed: {exc.strerror or exc}") from exc
 
-    def _update_catalog(self, plan: ResourcePlan, backup_folder: str,
-                        results: list[ActionResult]) -> CatalogResult | None:
+    def _update_catalogs(self, work: Sequence[_Work]) -> None:
+        """3. The catalogs follow the files: each new catalog is journaled before it replaces the old one."""
+        writes: list[tuple[_Work, _CatalogChange]] = []
+        copied_before = len(self._fresh_backups)
+        for item in work:
+            change = self._catalog_change(item)
+            if isinstance(change, _CatalogChange):
+                writes.append((item, change))
+        if len(self._fresh_backups) > copied_before:
+            sync_filesystem(self.backup_root)  # the catalogs' backups, before any catalog is replaced
+        for item, change in writes:
+            if change.needs_write:
+                self.journal.append("catalog", "start", resource=item.plan.resource_path,
+                                    sha256=change.result.new_sha256)
+        self.journal.commit()
+        written = False
+        for item, change in writes:
+            try:
+                if change.needs_write:
+                    write_atomically(self._abs(change.result.path), change.data, durable=False)
+                    written = True
+                item.catalog = change.result
+            except OSError as exc:
+                self._catalog_failed(item, change.result.backup_path, change.result.original_sha256,
+                                     f"catalog update failed: {exc}")
+        if written:
+            sync_filesystem(self.root)
+        for item in work:
+            catalog = item.catalog
+            if catalog is not None and catalog.error is None:
+                self.journal.append("catalog", "done", resource=item.plan.resource_path, sha256=catalog.new_sha256,
+                                    renamed=catalog.renamed, removed=catalog.removed)
+            self.journal.append("resource", "done", resource=item.plan.resource_path)
+        self.journal.commit()
+
+    def _catalog_change(self, item: _Work) -> _CatalogChange | None:
+        """The new text of a resource's catalog, rewritten from its backed-up original; None if no catalog
+        or it cannot be rewritten (then `item.catalog` says why)."""
+        plan = item.plan
         if plan.catalog_path is None:
             return None
         path = self._abs(plan.catalog_path)
-        backup = os.path.join(backup_folder, plan.catalog_path.rsplit("/", 1)[-1])
+        backup = os.path.join(item.backup_folder, plan.catalog_path.rsplit("/", 1)[-1])
+        results = list(item.results.values())
         renames = {r.action.source.path.rsplit("/", 1)[-1]: (r.action.target or "").rsplit("/", 1)[-1]
                    for r in results if r.outcome is Outcome.DONE and r.action.kind is ActionKind.RENAME}
         removals = frozenset(r.action.source.path.rsplit("/", 1)[-1]
@@ -431,7 +505,11 @@ class FilesystemExecutor:
         original_sha = None
         try:
             # Always rewrite from the original: a rerun then yields the same catalog, whatever was done before.
-            original_sha = sha256_of(backup) if os.path.lexists(backup) else verified_copy(path, backup, None)
+            if os.path.lexists(backup):
+                original_sha = sha256_of(backup)
+            else:
+                original_sha = verified_copy(path, backup, None, durable=False)
+                self._fresh_backups.add(backup)
             with open(backup, encoding="utf-8") as handle:
                 original = handle.read()
             new_text, renamed, removed = rewrite_entries(original, renames, removals)
@@ -442,18 +520,41 @@ class FilesystemExecutor:
                                     if r["step"] == "catalog")}
             if current_sha not in ours:
                 raise FileProblem("the catalog changed since the survey; not rewritten")
-            if current_sha != new_sha:
-                self.journal.append("catalog", "start", resource=plan.resource_path, sha256=new_sha)
-                self.journal.commit()
-                write_atomically(path, new_data)
-            self.journal.append("catalog", "done", resource=plan.resource_path, sha256=new_sha, renamed=renamed,
-                                removed=removed)
-            return CatalogResult(plan.catalog_path, backup, original_sha, new_sha, renamed, removed)
+            result = CatalogResult(plan.catalog_path, backup, original_sha, new_sha, renamed, removed)
+            return _CatalogChange(result, new_data, needs_write=current_sha != new_sha)
         except (OSError, FileProblem, UnicodeDecodeError) as exc:
             message = str(exc) if isinstance(exc, FileProblem) else f"catalog update failed: {exc}"
-            self.journal.append("catalog", "failed", resource=plan.resource_path, error=message)
-            return CatalogResult(plan.catalog_path, backup if os.path.lexists(backup) else None, original_sha, None,
-                                 0, 0, message)
+            self._catalog_failed(item, backup if os.path.lexists(backup) else None, original_sha, message)
+            return None
+
+    def _catalog_failed(self, item: _Work, backup: str | None, original_sha: str | None, message: str) -> None:
+        self.journal.append("catalog", "failed", resource=item.plan.resource_path, error=message)
+        item.catalog = CatalogResult(item.plan.catalog_path or "", backup, original_sha, None, 0, 0, message)
+
+
+@dataclass(slots=True)
+class _Work:
+    """One resource on its way through a batch."""
+
+    plan: ResourcePlan
+    folder: str
+    backup_folder: str
+    index: int = 0
+    results: dict[int, ActionResult] = field(default_factory=dict)  # by the action's index in the plan
+    journaled: set[str | None] = field(default_factory=set)  # files whose backups an earlier attempt journaled
+    catalog: CatalogResult | None = None
+
+    def finish(self) -> ResourceResult:
+        ordered = tuple(self.results[i] for i in range(len(self.plan.actions)))
+        return ResourceResult(self.plan, _status(self.plan, ordered, self.catalog), self.backup_folder, ordered,
+                              self.catalog)
+
+
+@dataclass(frozen=True, slots=True)
+class _CatalogChange:
+    result: CatalogResult
+    data: bytes
+    needs_write: bool
 
 
 def _status(plan: ResourcePlan, results: tuple[ActionResult, ...], catalog: CatalogResult | None) -> ResourceStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -114,10 +114,10 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
             log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
                      journal=journal.path, run_id=plan.run_id, executor=executor.name)
             results = []
-            for resource_plan in plan.resources:
-                result = executor.execute(resource_plan)
-                results.append(result)
-                _log_resource(result)
+            for batch in _batches(plan.resources):
+                for result in executor.execute_batch(batch):
+                    results.append(result)
+                    _log_resource(result)
             if xnat_executor is not None:  # the mount is a live view of the archive: check what XNAT did
                 results = xnat_executor.confirm(results, survey, os.path.join(survey.output, "resurvey"))
         finally:
@@ -131,6 +131,24 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
     _log_summary(document, report_out)
     troubled = {ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED}
     return ExitCode.FINDINGS if any(r.status in troubled for r in results) else ExitCode.OK
+
+
+#: A batch shares one sync of the file system per step; its resources stay locked until it ends.
+BATCH_FILES = 2000
+BATCH_RESOURCES = 100
+
+
+def _batches(plans: Sequence[ResourcePlan]) -> Iterator[list[ResourcePlan]]:
+    batch: list[ResourcePlan] = []
+    files = 0
+    for plan in plans:
+        if batch and (files + len(plan.actions) > BATCH_FILES or len(batch) >= BATCH_RESOURCES):
+            yield batch
+            batch, files = [], 0
+        batch.append(plan)
+        files += len(plan.actions)
+    if batch:
+        yield batch
 
 
 def _planned(plan: ResourcePlan, backup_folder: str) -> ResourceResult:

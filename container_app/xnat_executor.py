@@ -1187,6 +1187,10 @@ class XnatExecutor:
         survey = {r["path"]: r for r in self.survey_report.get("resources", [])}
         self._context = _Context(archive, self.root, self.run_id, self.journal, survey, self.settings.xnat_timeout)
 
+    def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]:
+        """One resource after the other: each is its own XNAT request sequence, so nothing is shared."""
+        return [self.execute(plan) for plan in plans]
+
     def execute(self, plan: ResourcePlan) -> ResourceResult:
         assert self._resolver is not None and self._context is not None
         try:
