@@ -30,6 +30,7 @@ from typing import IO, Any
 import jinja2
 
 from container_app import __version__
+from container_app.compiled_cache import template_bytecode_cache
 from container_app.errors import ReportError
 from container_app.report import AtomicFile, load_json_object
 
@@ -90,6 +91,7 @@ def environment() -> jinja2.Environment:
     """The template environment: package templates, autoescaping on for everything, undefined is an error."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("container_app", "templates"),
+        bytecode_cache=template_bytecode_cache(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

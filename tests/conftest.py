@@ -28,6 +28,14 @@ SCAN5_EXPECTED = "expectedNames.txt"
 SUBCOMMANDS = frozenset({"survey", "demo", "mitigate", "restore", "rollup"})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Compiled schemas and templates go to a folder of the test session, not the user's ~/.cache
+    (the CLI subprocesses inherit the setting)."""
+    os.environ["XNAT_RESOURCE_SURVEY_CACHE"] = str(tmp_path_factory.mktemp("compiled-cache"))
+    yield
+
+
 def _conformance_root() -> Path | None:
     for candidate in (LOCAL_CONFORMANCE, SHARED_CONFORMANCE):
         if (candidate / "xnat_naming_vectors.json").is_file():
