@@ -11,10 +11,13 @@ What it does, in one run and on the same corpora (see benchmarks/README.md):
    One template file per corpus is built with pydicom; every other file is rendered by splicing
    per-file values into the template's bytes (no pydicom per file), with one worker per core.
 2. Times, warm cache (one untimed warm-up run, then best of ``--repeat``):
-   our survey, gdcmscanner, dcmdump, and the "read 8 KB of every file" floor (Python and C).
-3. Prints a Markdown table (files/s, ours/peer time ratios, peak RSS, CPU) and the machine; ``--json``.
+   our survey on an empty folder (its start-up cost), then on every corpus our survey, gdcmscanner,
+   dcmdump, and the "read 8 KB of every file" floor (Python and C); with ``--python-walker`` also our
+   survey with the pure-Python element walker.
+3. Prints a Markdown table (files/s, ms/file and ours' ms/file after start-up, ours/peer time ratios,
+   peak RSS, CPU) and the machine (including which element walker our survey uses); ``--json``.
 4. Optionally (``--mitigation``) times our ``mitigate`` on a copy of the corpus against ``cp`` of the
-   affected files.
+   affected files, and against that ``cp`` followed by ``sync -f``.
 
 Run ``.venv/bin/python benchmarks/survey_bench.py --help``.
 """
@@ -39,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,9 @@ EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 # The tags every peer is asked for: SOPClassUID, SOPInstanceUID, StudyInstanceUID, SeriesNumber,
 # InstanceNumber (everything XNAT's default name template needs).
 PEER_TAGS = ("0008,0016", "0008,0018", "0020,000d", "0020,0011", "0020,0013")
+
+# Set to 1 in our survey's environment to turn its C element walker off (container_app.headers)
+PURE_PYTHON_ENV = "XNAT_RESOURCE_SURVEY_PURE_PYTHON"
 
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
@@ -1143,6 +1149,7 @@ class Tool:
     shell: bool = False
     validate: Any = None  # (stdout text, corpus) -> str | None (problem)
     is_ours: bool = False
+    env: dict[str, str] | None = None  # None: our environment for ours, the harness's for peers
 
 
 def _validate_gdcm(text: str, corpus: Corpus) -> str | None:
@@ -1231,6 +1238,9 @@ def build_tools(args: argparse.Namespace) -> tuple[list[Tool], dict[str, str]]:
             lambda root, out: [*(ours_cmd or []), "survey", str(root), "--output", str(out), "--all-resources",
                                "--log-format", "json", *extra],
             available=ours_cmd is not None, why_missing=why, is_ours=True))
+        if args.python_walker:
+            tools.append(replace(tools[0], name="ours-python", label="ours (pure-Python walker)",
+                                 env={**ours_env, PURE_PYTHON_ENV: "1"}))
     tags_g = [x for t in PEER_TAGS for x in ("-t", t)]
     tags_d = [x for t in PEER_TAGS for x in ("+P", t)]
     gdcm_ok = _which("gdcmscanner") is not None
@@ -1304,9 +1314,13 @@ def check_our_report(out_dir: Path, corpus: Corpus) -> str:
     if not report.is_file():
         return "no survey-report.json written"
     try:
-        totals = _find_totals(json.loads(report.read_text()))
+        doc = json.loads(report.read_text())
+        totals = _find_totals(doc)
     except (OSError, ValueError) as exc:
         return f"survey-report.json unreadable: {exc}"
+    if corpus.kind == "empty":
+        files = doc.get("totals", {}).get("files") if isinstance(doc, dict) else None
+        return "report written, 0 files" if files == 0 else f"MISMATCH: report says {files} files, expected 0"
     if totals is None:
         return "no XNAT-style totals found in survey-report.json"
     diffs = [f"{k} {totals.get(k)} != expected {v}" for k, v in corpus.manifest["expected"].items()
@@ -1330,6 +1344,7 @@ class Measurement:
     best_s: float | None = None
     files_per_s: float | None = None
     ms_per_file: float | None = None
+    ms_per_file_after_startup: float | None = None  # ours only: (best - start-up best) / files
     maxrss_mib: float | None = None
     tree_peak_mib: float | None = None
     cpu_s: float | None = None
@@ -1347,7 +1362,7 @@ def bench_tool(tool: Tool, corpus: Corpus, corpus_name: str, args: argparse.Name
     if not tool.available:
         m.skipped = tool.why_missing
         return m
-    env = ours_env if tool.is_ours else None
+    env = tool.env if tool.env is not None else (ours_env if tool.is_ours else None)
 
     def once(capture: Path | None) -> RunResult:
         shutil.rmtree(out, ignore_errors=True)
@@ -1389,8 +1404,9 @@ def bench_tool(tool: Tool, corpus: Corpus, corpus_name: str, args: argparse.Name
     best = min(runs, key=lambda r: r.seconds)
     m.runs_s = [round(r.seconds, 4) for r in runs]
     m.best_s = best.seconds
-    m.files_per_s = corpus.files / best.seconds
-    m.ms_per_file = 1000 * best.seconds / corpus.files
+    if corpus.files:
+        m.files_per_s = corpus.files / best.seconds
+        m.ms_per_file = 1000 * best.seconds / corpus.files
     m.maxrss_mib = max(r.maxrss_kib for r in runs) / 1024
     peaks = [r.tree_peak_kib for r in runs if r.tree_peak_kib is not None]
     m.tree_peak_mib = max(peaks) / 1024 if peaks else None
@@ -1410,9 +1426,36 @@ def bench_tool(tool: Tool, corpus: Corpus, corpus_name: str, args: argparse.Name
         notes.append(best.stderr_tail.strip().splitlines()[-1][:200] if best.stderr_tail.strip() else "")
     m.note = "; ".join(n for n in notes if n) or None
     shutil.rmtree(out, ignore_errors=True)
-    log(f"{corpus_name:>18} {tool.name:<15} best {best.seconds:8.3f} s  {m.files_per_s:10.0f} files/s  "
+    log(f"{corpus_name:>18} {tool.name:<15} best {best.seconds:8.3f} s  {_fmt(m.files_per_s, '10.0f')} files/s  "
         f"runs {m.runs_s}")
     return m
+
+
+def bench_startup(tool: Tool, args: argparse.Namespace, ours_env: dict[str, str], scratch: Path) -> Measurement:
+    """Our survey (same command line as ``tool``) on an empty folder: its fixed start-up cost."""
+    root = scratch / "empty-root"
+    root.mkdir(parents=True, exist_ok=True)
+    empty = Corpus("empty", root, {}, {"dicom_files": 0, "header_bytes_mean": 0, "catalogs": 0, "expected": {}},
+                   None)
+    startup = replace(tool, name="ours-startup", label="ours: start-up (empty folder)")
+    return bench_tool(startup, empty, "empty folder", args, ours_env, scratch)
+
+
+def add_after_startup(ms: Sequence[Measurement]) -> None:
+    """ms/file after start-up for every run of our survey on a corpus (``ours`` and ``ours-python``)."""
+    startup = next((m for m in ms if m.tool == "ours-startup" and m.best_s), None)
+    if startup is None or startup.best_s is None:
+        return
+    for m in ms:
+        if m.tool in ("ours", "ours-python") and m.best_s and m.files:
+            m.ms_per_file_after_startup = 1000 * (m.best_s - startup.best_s) / m.files
+
+
+def sync_fs(path: Path) -> float:
+    """Flush the file system holding ``path`` (untimed preparation); the seconds it took."""
+    t0 = time.perf_counter()
+    subprocess.run(["sync", "-f", str(path)], check=False)
+    return time.perf_counter() - t0
 
 
 def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace, ours_cmd: list[str] | None,
@@ -1420,26 +1463,39 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
     results: list[Measurement] = []
     affected = [a for a in (corpus.root.parent / "affected.txt").read_text().splitlines() if a]
     n_aff = len(affected)
-    # baseline: cp of the affected files into a backup tree (the unavoidable I/O of a backup)
+    # baselines: cp of the affected files into a backup tree (the unavoidable I/O of a backup), then the
+    # same followed by a sync of the backup's file system (our mitigation makes its backups durable first)
     backup = scratch / "cp-backup"
-    cp_cmd = ["xargs", "-0", "cp", "--parents", "-p", "-t", str(backup)]
-    m = Measurement(corpus_name, n_aff, "cp-affected", f"cp --parents of the {n_aff} affected files",
-                    shlex.join(cp_cmd) + " < affected-list")
-    runs = []
-    for _ in range(args.repeat + 1):
+    stdin_data = b"\0".join(a.encode() for a in affected)
+    baselines = [
+        ("cp-affected", f"cp --parents of the {n_aff} affected files", False,
+         ["xargs", "-0", "cp", "--parents", "-p", "-t", str(backup)]),
+        ("cp-affected-sync", f"cp --parents of the {n_aff} affected files, then sync", True,
+         ["sh", "-c", 'xargs -0 cp --parents -p -t "$1" && sync -f "$1"', "sh", str(backup)]),
+    ]
+    for tool_name, label, presync, cp_cmd in baselines:
+        m = Measurement(corpus_name, n_aff, tool_name, label, shlex.join(cp_cmd) + " < affected-list")
+        runs = []
+        for _ in range(args.repeat + 1):
+            shutil.rmtree(backup, ignore_errors=True)
+            backup.mkdir(parents=True)
+            if presync:  # the timed sync then flushes only what this cp wrote
+                sync_fs(backup)
+            wait_quiet(args.wait_quiet)
+            runs.append(run_measured(cp_cmd, cwd=corpus.root, stdin_data=stdin_data))
+        runs = runs[1:]  # first was the warm-up
+        best = min(runs, key=lambda r: r.seconds)
+        m.runs_s = [round(r.seconds, 4) for r in runs]
+        m.best_s, m.returncode, m.cpu_s = best.seconds, best.returncode, best.cpu_s
+        m.foreign_cpu_s, m.note = best.foreign_cpu_s, _busy_note(runs, best)
+        if best.returncode != 0:
+            m.note = "; ".join(filter(None, [f"exit {best.returncode}: {best.stderr_tail.strip()[-200:]}",
+                                             m.note]))
+        m.files_per_s = n_aff / best.seconds if n_aff else None
+        m.maxrss_mib = best.maxrss_kib / 1024
+        results.append(m)
+        log(f"{corpus_name:>18} {tool_name:<15} best {best.seconds:8.3f} s  runs {m.runs_s}")
         shutil.rmtree(backup, ignore_errors=True)
-        backup.mkdir(parents=True)
-        wait_quiet(args.wait_quiet)
-        runs.append(run_measured(cp_cmd, cwd=corpus.root, stdin_data=b"\0".join(a.encode() for a in affected)))
-    runs = runs[1:]  # first was the warm-up
-    best = min(runs, key=lambda r: r.seconds)
-    m.runs_s = [round(r.seconds, 4) for r in runs]
-    m.best_s, m.returncode, m.cpu_s = best.seconds, best.returncode, best.cpu_s
-    m.foreign_cpu_s, m.note = best.foreign_cpu_s, _busy_note(runs, best)
-    m.files_per_s = n_aff / best.seconds if n_aff else None
-    m.maxrss_mib = best.maxrss_kib / 1024
-    results.append(m)
-    shutil.rmtree(backup, ignore_errors=True)
 
     mm = Measurement(corpus_name, n_aff, "ours-mitigate", "xnat-resource-survey mitigate (on a copy)", "")
     results.append(mm)
@@ -1461,6 +1517,8 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
         if sv.returncode != 0:
             mm.skipped = f"survey of the copy failed (exit {sv.returncode}): {sv.stderr_tail.strip()[-400:]}"
             break
+        # like cp+sync's: mitigate's syncfs should flush its own writes, not the untimed copy's
+        sync_s = sync_fs(copy)
         wait_quiet(args.wait_quiet)
         cmd = [*ours_cmd, "mitigate", str(copy), "--report", str(out1 / "survey-report.json"),
                "--backup-dir", str(bdir), "--output", str(out2), "--log-format", "json"]
@@ -1486,7 +1544,8 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
                     mm.note, f"report totals {json.dumps(totals)}",
                     f"corpus: {exp['totalMismatchedFiles']} mismatches, {exp['totalDuplicates']} duplicate pairs"]))
         runs.append(r)
-        log(f"mitigation run {i + 1}: {r.seconds:.3f} s (corpus copy took {copy_s:.1f} s, not counted)")
+        log(f"mitigation run {i + 1}: {r.seconds:.3f} s (corpus copy took {copy_s:.1f} s and the sync after "
+            f"the survey {sync_s:.1f} s, not counted)")
         shutil.rmtree(copy, ignore_errors=True)
     if runs:
         best = min(runs, key=lambda r: r.seconds)
@@ -1517,7 +1576,20 @@ def _tool_version(cmd: Sequence[str]) -> str:
     return text[0] if text else "?"
 
 
-def machine_info(workdir: Path, venv: Path) -> dict[str, Any]:
+def ours_walker(venv: Path, env: dict[str, str] | None) -> str:
+    """Which element walker our survey runs with ``env``: "C", "Python", or "?"."""
+    py = venv / "bin" / "python"
+    if not py.exists():
+        return "?"
+    try:
+        r = subprocess.run([str(py), "-c", "from container_app import headers; print(headers.ACCELERATED)"],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return {"True": "C", "False": "Python"}.get(r.stdout.strip(), "?")
+
+
+def machine_info(workdir: Path, venv: Path, ours_env: dict[str, str] | None = None) -> dict[str, Any]:
     cpu = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
         for line in fh:
@@ -1543,6 +1615,7 @@ def machine_info(workdir: Path, venv: Path) -> dict[str, Any]:
         "kernel": platform.release(),
         "harness_python": platform.python_version(),
         "ours_python": ours_py,
+        "ours_walker": ours_walker(venv, ours_env),
         "workdir_fs": fs,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "gdcmscanner": _tool_version(["gdcmscanner", "--version"]),
@@ -1560,7 +1633,8 @@ def markdown(machine: dict[str, Any], corpora: Sequence[tuple[str, Corpus]], ms:
     lines = [
         f"Machine: {machine['cpu']}, {machine['usable_cores']} cores usable ({machine['cores']} online), "
         f"{machine['memory_gib']} GiB RAM, Linux {machine['kernel']}, {machine['workdir_fs']} file system; "
-        f"Python {py}; {machine['gdcmscanner']}; {machine['dcmdump']}.",
+        f"Python {py}; our element walker: {machine.get('ours_walker', '?')}; {machine['gdcmscanner']}; "
+        f"{machine['dcmdump']}.",
         f"Warm page cache, best of {repeat} after one warm-up run.",
         "",
         "| Corpus | Files | Mean header (bytes before pixel data) | Generated in |",
@@ -1572,27 +1646,33 @@ def markdown(machine: dict[str, Any], corpora: Sequence[tuple[str, Corpus]], ms:
         lines.append(f"| {name} | {c.files} | {hdr / 1024:.1f} KiB | {gen} |")
     lines += [
         "",
-        "| Corpus | Tool | Best (s) | Files/s | ms/file | Ours ÷ peer (time) | Peak RSS (MiB) | CPU (s) | Notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| Corpus | Tool | Best (s) | Files/s | ms/file | ms/file after start-up | Ours ÷ peer (time) "
+        "| Peak RSS (MiB) | CPU (s) | Notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     ours_by_corpus = {m.corpus: m for m in ms if m.tool == "ours" and m.best_s}
     for m in ms:
         label = m.label.replace("|", "\\|")
         if m.skipped:
-            lines.append(f"| {m.corpus} | {label} | - | - | - | - | - | - | skipped: "
+            lines.append(f"| {m.corpus} | {label} | - | - | - | - | - | - | - | skipped: "
                          f"{m.skipped.splitlines()[0][:120]} |")
             continue
         ours = ours_by_corpus.get(m.corpus)
-        ratio = "" if m.tool.startswith("ours") or m.tool == "cp-affected" else (
+        ratio = "" if m.tool.startswith(("ours", "cp-affected")) else (
             _fmt(ours.best_s / m.best_s, ".2f") if ours and ours.best_s and m.best_s else "-")
         if m.tool == "ours-mitigate":
-            cp = next((x for x in ms if x.corpus == m.corpus and x.tool == "cp-affected" and x.best_s), None)
-            ratio = _fmt(m.best_s / cp.best_s, ".2f") + " vs cp" if cp and m.best_s and cp.best_s else "-"
+            parts = []
+            for base, name in (("cp-affected", "cp"), ("cp-affected-sync", "cp+sync")):
+                cp = next((x for x in ms if x.corpus == m.corpus and x.tool == base and x.best_s), None)
+                if cp and cp.best_s and m.best_s:
+                    parts.append(f"{m.best_s / cp.best_s:.2f} vs {name}")
+            ratio = "; ".join(parts) or "-"
         rss = _fmt(m.maxrss_mib, ".0f")
         if m.tree_peak_mib is not None:
             rss += f" (tree PSS {m.tree_peak_mib:.0f})"
         lines.append(f"| {m.corpus} | {label} | {_fmt(m.best_s, '.3f')} | {_fmt(m.files_per_s, ',.0f')} | "
-                     f"{_fmt(m.ms_per_file, '.3f')} | {ratio} | {rss} | {_fmt(m.cpu_s, '.2f')} | "
+                     f"{_fmt(m.ms_per_file, '.3f')} | {_fmt(m.ms_per_file_after_startup, '.3f')} | "
+                     f"{ratio} | {rss} | {_fmt(m.cpu_s, '.2f')} | "
                      f"{(m.note or '').replace('|', '/')[:400]} |")
     lines += [
         "",
@@ -1605,6 +1685,24 @@ def markdown(machine: dict[str, Any], corpora: Sequence[tuple[str, Corpus]], ms:
         "BUSY MACHINE marks a best run during which processes outside the measured command used more than "
         "10% of the CPUs (from /proc/stat): rerun on a quiet machine before quoting that figure.",
     ]
+    startup = next((m for m in ms if m.tool == "ours-startup" and m.best_s), None)
+    if startup is not None:
+        smallest = min((m.files for m in ms if m.tool == "ours" and m.best_s), default=200)
+        lines += [
+            "",
+            f"Our survey has a fixed cost, {startup.best_s:.3f} s here (the \"start-up (empty folder)\" row: "
+            "interpreter start, imports, the worker pool, writing the reports), that a "
+            f"{smallest:,}-file corpus cannot amortise, so its ms/file there is mostly start-up. "
+            "\"ms/file after start-up\" = 1000 * (best - start-up best) / files, for our survey's rows only: "
+            "that per-file figure is what grows with the archive.",
+        ]
+    if any(m.tool == "cp-affected-sync" for m in ms):
+        lines += [
+            "",
+            "Mitigation: \"vs cp+sync\" compares with cp followed by `sync -f` of the backup folder's file "
+            "system, because our mitigation makes its backups durable (syncfs) before it touches any original, "
+            "which plain cp does not.",
+        ]
     return "\n".join(lines)
 
 
@@ -1642,13 +1740,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--venv", default=str(REPO / ".venv"), help="virtualenv holding our package")
     ap.add_argument("--ours-args", default="", help="extra arguments for our survey, e.g. '--jobs 4'")
     ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--python-walker", action="store_true",
+                    help=f"also time our survey on every corpus with its pure-Python element walker "
+                         f"({PURE_PYTHON_ENV}=1)")
     ap.add_argument("--peers", default="",
                     help="comma list of peers to run (gdcmscanner,dcmdump,dcmdump-stop,floor-py,floor-head,"
                          "floor-head-par); default all")
     ap.add_argument("--install", action="store_true",
                     help="apt-get install missing peers (also done when CI=true)")
     ap.add_argument("--mitigation", action="store_true",
-                    help="also time our mitigate on a copy of each single-frame corpus vs cp of affected files")
+                    help="also time our mitigate on a copy of each single-frame corpus vs cp of the affected "
+                         "files, and vs that cp followed by sync")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each run, wait up to S seconds for the CPUs to be less than 10%% busy "
                          "(for shared machines)")
@@ -1675,10 +1777,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tools, ours_env = build_tools(args)
     ours_cmd, _, _ = ours_command(Path(args.venv))
-    machine = machine_info(workdir, Path(args.venv))
+    machine = machine_info(workdir, Path(args.venv), ours_env)
+    log(f"our element walker: {machine['ours_walker']}")
+    if args.python_walker and not args.skip_ours:
+        walker = ours_walker(Path(args.venv), {**ours_env, PURE_PYTHON_ENV: "1"})
+        machine["ours_python_walker"] = walker
+        if walker != "Python":
+            log(f"WARNING: with {PURE_PYTHON_ENV}=1 our survey reports walker {walker!r}, not 'Python'")
     scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=workdir))
     measurements: list[Measurement] = []
     try:
+        ours_tool = next((t for t in tools if t.name == "ours"), None)
+        if ours_tool is not None:
+            measurements.append(bench_startup(ours_tool, args, ours_env, scratch))
         for name, corpus in corpora:
             for tool in tools:
                 measurements.append(bench_tool(tool, corpus, name, args, ours_env, scratch))
@@ -1687,6 +1798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  ours_env, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    add_after_startup(measurements)
 
     md = markdown(machine, corpora, measurements, args.repeat)
     print(md)
