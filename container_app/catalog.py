@@ -81,10 +81,17 @@ def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[s
     renamed and removed.
     """
     renamed = removed = 0
+    if not renames and not removals:
+        return text, 0, 0
+    # Most entries are untouched. An entry without character references whose text contains none of
+    # the names cannot carry one of them as its URI, so it is kept without parsing its attributes.
+    mentions = re.compile("|".join(re.escape(name) for name in sorted({*renames, *removals}, key=len, reverse=True)))
 
     def replace(match: re.Match[str]) -> str:
         nonlocal renamed, removed
         element = match.group(0)
+        if "&" not in element and mentions.search(element) is None:
+            return element
         uri = _attribute(match.group("attrs"), "URI")
         if uri is None:
             return element

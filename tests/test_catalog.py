@@ -1,0 +1,55 @@
+"""Rewriting a catalog's entries in its own text: exactly the named entries change, byte for byte."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from html import escape
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from container_app.catalog import CATALOG_NS, rewrite_entries
+
+#: File names as archives hold them, including characters XML must escape and names inside other names.
+NAMES = st.text(alphabet=st.sampled_from("ab.-_&'\"<>é1"), min_size=1, max_size=8)
+
+
+def catalog(names: list[str], quotes: list[str]) -> str:
+    entries = []
+    for name, quote in zip(names, quotes, strict=True):
+        uri = escape(name, quote=True)
+        entries.append(f'    <cat:entry UID="1.2.{len(entries)}" xsi:type="cat:dcmEntry" URI={quote}{uri}{quote} '
+                       f'name={quote}{uri}{quote} ID={quote}{uri}{quote}/>')
+    body = "\n".join(entries)
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<cat:DCMCatalog xmlns:cat="{CATALOG_NS}" '
+            f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n  <cat:entries>\n{body}\n'
+            "  </cat:entries>\n</cat:DCMCatalog>\n")
+
+
+def uris(text: str) -> list[tuple[str | None, str | None, str | None]]:
+    root = ET.fromstring(text)
+    return [(e.get("URI"), e.get("ID"), e.get("name")) for e in root.iter(f"{{{CATALOG_NS}}}entry")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), names=st.lists(NAMES, min_size=1, max_size=12, unique=True))
+def test_only_the_named_entries_change(data: st.DataObject, names: list[str]) -> None:
+    quotes = data.draw(st.lists(st.sampled_from(['"', "'"]), min_size=len(names), max_size=len(names)))
+    text = catalog(names, quotes)
+    removals = frozenset(data.draw(st.lists(st.sampled_from(names), unique=True)))
+    rest = [n for n in names if n not in removals]
+    renamed_from = data.draw(st.lists(st.sampled_from(rest), unique=True)) if rest else []
+    renames = {old: f"new-{i}.dcm" for i, old in enumerate(renamed_from)}
+
+    new_text, renamed, removed = rewrite_entries(text, renames, removals)
+
+    assert (renamed, removed) == (len(renames), len(removals))
+    expected = [(renames.get(n, n),) * 3 for n in names if n not in removals]
+    assert uris(new_text) == expected
+    if not renames and not removals:
+        assert new_text == text
+    # Entries not named keep their exact text.
+    kept_lines = [line for line, n in zip(text.splitlines()[3:-2], names, strict=True)
+                  if n not in removals and n not in renames]
+    for line in kept_lines:
+        assert line in new_text.splitlines()
