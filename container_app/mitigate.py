@@ -126,8 +126,9 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
                                    executor=executor.name)
     if xnat_executor is not None:
         document["xnatServer"] = xnat_executor.server_document()
-    report_out = _write_report(survey.output, document)
-    _write_json(os.path.join(state, MITIGATION_REPORT), document)  # restore can find it beside the backups
+    text = _json_text(document)
+    report_out = _write_report(survey.output, document, text)
+    _write_json(os.path.join(state, MITIGATION_REPORT), document, text)  # restore finds it beside the backups
     _log_summary(document, report_out)
     troubled = {ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED}
     return ExitCode.FINDINGS if any(r.status in troubled for r in results) else ExitCode.OK
@@ -297,22 +298,39 @@ def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def _write_json(path: str, document: Any) -> None:
+def _write_json(path: str, document: Any, text: str | None = None) -> None:
     target = AtomicFile(path)
     try:
-        json.dump(document, target.handle, ensure_ascii=False, indent=1)
-        target.handle.write("\n")
+        target.handle.write(text if text is not None else _json_text(document))
         target.commit()
     except BaseException:
         target.abort()
         raise
 
 
-def _write_report(out_dir: str, document: dict[str, Any]) -> str:
+_RESOURCES_PLACEHOLDER = "\0resources\0"
+
+
+def _json_text(document: Any) -> str:
+    """The report as JSON, laid out as the survey report is: the envelope indented, one resource per line.
+
+    One line per resource lets the C encoder write it (an indented dump runs in Python, seconds for a
+    project) and keeps the file readable line by line.
+    """
+    resources = document.get("resources") if isinstance(document, dict) else None
+    if not isinstance(resources, list):
+        return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    head = json.dumps({**document, "resources": _RESOURCES_PLACEHOLDER}, ensure_ascii=False, indent=1)
+    lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in resources)
+    body = f"[\n{lines}\n ]" if resources else "[]"
+    return head.replace(json.dumps(_RESOURCES_PLACEHOLDER), body, 1) + "\n"
+
+
+def _write_report(out_dir: str, document: dict[str, Any], text: str | None = None) -> str:
     """`mitigation-report.json`, validated, and the page people read beside it (`report.html`)."""
     validate(document, SCHEMA)
     path = os.path.join(out_dir, MITIGATION_REPORT)
-    _write_json(path, document)
+    _write_json(path, document, text)
     write_html_report_from_file(out_dir, document["surveyReport"], document, mitigation_report_path=path)
     return path
 
