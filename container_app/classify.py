@@ -93,13 +93,12 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
     expected: dict[str, str] = {}
     bad: dict[str, tuple[Reason, str | None]] = {}
     groups: dict[UidPair, list[str]] = {}
-    by_name = {r.name: r for r in records}
     for record in records:
         if record.is_bad or record.header is None:
             first = next((r for r in record.reasons if r in BAD_REASONS), Reason.NOT_DICOM)
             bad[record.name] = (first, record.detail)
             continue
-        name = template.render(record.header.get)
+        name = template.render(record.header.values)
         problem = unsafe_name_reason(name)
         if problem is not None:
             bad[record.name] = (Reason.UNSAFE_NAME_VALUE, f"the expected name would be unsafe: {problem}")
@@ -121,35 +120,39 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
         for member in members:
             status_of[member] = FileStatus.DUPLICATE if actionable else FileStatus.NONACTIONABLE_DUPLICATE
 
+    has_catalog = resource.catalog_entries is not None
     for record in records:
+        name, header = record.name, record.header
         extra = list(record.reasons)
-        if resource.catalog_entries is not None:
-            if record.name not in catalog_uids:
+        if has_catalog:
+            if name not in catalog_uids:
                 extra.append(Reason.NOT_IN_CATALOG)
-            elif (record.header is not None and catalog_uids[record.name] is not None
-                  and catalog_uids[record.name] != record.header.get("SOPInstanceUID")):
-                extra.append(Reason.CATALOG_UID_MISMATCH)
+            else:
+                catalog_uid = catalog_uids[name]
+                if header is not None and catalog_uid is not None and catalog_uid != header.get("SOPInstanceUID"):
+                    extra.append(Reason.CATALOG_UID_MISMATCH)
         # A file at its expected name holds only what the template puts there: with no identifying
         # keyword in the template, there is nothing to find (and most files of an archive are such).
-        named_by_template = expected.get(record.name) == record.name and not template_identifies
+        named_by_template = expected.get(name) == name and not template_identifies
         tags = () if named_by_template else identifying_tags(record)
         if tags:
             extra.append(Reason.IDENTIFYING_NAME)
-        if record.name in bad:
-            reason, detail = bad[record.name]
+        bad_reason = bad.get(name)
+        if bad_reason is not None:
+            reason, detail = bad_reason
             if reason not in extra:
                 extra.insert(0, reason)
             findings.append(FileFinding(record, FileStatus.BAD, None, tuple(extra), detail, tags))
             continue
-        status = status_of[record.name]
-        header = record.header
-        if header is not None and is_legacy_name(record.name, header.get("SOPClassUID"), header.get("SOPInstanceUID")):
+        status = status_of[name]
+        if header is not None and is_legacy_name(name, header.get("SOPClassUID"), header.get("SOPInstanceUID")):
             extra.append(Reason.LEGACY_NAME)
-        if status in _STATUS_REASON:
-            extra.insert(0, _STATUS_REASON[status])
-        findings.append(FileFinding(record, status, expected[record.name], tuple(extra), None, tags))
+        status_reason = _STATUS_REASON.get(status)
+        if status_reason is not None:
+            extra.insert(0, status_reason)
+        findings.append(FileFinding(record, status, expected[name], tuple(extra), None, tags))
 
-    on_disk = set(by_name)
+    on_disk = {r.name for r in records}
     catalog_findings = tuple(
         CatalogFinding(e.uri, Reason.CATALOG_ENTRY_MISSING_FILE)
         for e in resource.catalog_entries or ()

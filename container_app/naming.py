@@ -26,6 +26,8 @@ _VARIABLE = re.compile(rf"\$\{{([{_XNAT_WORD}]+)\}}")
 _HAS_EXTENSION = re.compile(rf"\.[{_XNAT_WORD}]+$")
 _MASK32 = 0xFFFFFFFF
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_BASE36_PAIRS = tuple(high + low for high in _BASE36 for low in _BASE36)  # "00", "01", ... "zz"
+_LEGACY_HASH_MAX_DIGITS = 7  # 2**32 < 36**7
 MAX_NAME_BYTES = 255
 
 
@@ -64,13 +66,12 @@ def java_list_hash(values: Iterable[str]) -> int:
 def base36(value: int) -> str:
     """Unsigned 32-bit value in lowercase base 36 without padding, as `Long.toString(v, 36)`."""
     value &= _MASK32
-    if value == 0:
-        return "0"
-    digits = []
-    while value:
-        value, rem = divmod(value, 36)
-        digits.append(_BASE36[rem])
-    return "".join(reversed(digits))
+    pairs = []
+    while True:  # two digits per step: this runs once per file
+        value, rem = divmod(value, 36 * 36)
+        pairs.append(_BASE36_PAIRS[rem])
+        if not value:
+            return "".join(reversed(pairs)).lstrip("0") or "0"
 
 
 def no_value(keyword: str) -> str:
@@ -109,8 +110,11 @@ class NamingTemplate:
         get = lookup.get if isinstance(lookup, Mapping) else lookup
         parts = [self.literals[0]]
         for variable, literal in zip(self.variables, self.literals[1:], strict=True):
-            values = [get(k) or no_value(k) for k in variable.keywords]
-            parts.append(base36(java_list_hash(values)) if variable.is_hash else values[0])
+            if variable.is_hash:
+                parts.append(base36(java_list_hash([get(k) or no_value(k) for k in variable.keywords])))
+            else:
+                keyword = variable.keywords[0]
+                parts.append(get(keyword) or no_value(keyword))
             parts.append(literal)
         parts.append(self.extension)
         # XNAT strips leading dots so a name never hides itself; nothing else is sanitised.
@@ -183,7 +187,12 @@ def legacy_hash(sop_class_uid: str | None, sop_instance_uid: str | None) -> str:
 
 def is_legacy_name(name: str, sop_class_uid: str | None, sop_instance_uid: str | None) -> bool:
     """Whether `name` ends the way the pre-1.8.7 namer ended the names it gave this instance."""
-    return name.endswith(f".{legacy_hash(sop_class_uid, sop_instance_uid)}.dcm")
+    # That ending is `.<hash>.dcm`, a hash having no dot and at most 7 digits: most names are
+    # ruled out by their shape, without hashing the UIDs.
+    if not name.endswith(".dcm"):
+        return False
+    _, dot, tail = name[: -len(".dcm")].rpartition(".")
+    return bool(dot) and len(tail) <= _LEGACY_HASH_MAX_DIGITS and tail == legacy_hash(sop_class_uid, sop_instance_uid)
 
 
 # --- names that must never reach the file system --------------------------------------------------

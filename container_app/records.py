@@ -153,4 +153,4 @@ class FileRecord:
 
     @property
     def is_bad(self) -> bool:
-        return any(r in BAD_REASONS for r in self.reasons)
+        return not BAD_REASONS.isdisjoint(self.reasons)

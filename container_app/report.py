@@ -7,6 +7,7 @@ holds the whole document in memory.
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import io
@@ -69,7 +70,10 @@ def _fast_validator(schema_name: str, definition: str | None = None) -> Callable
     """The same schema compiled to Python by fastjsonschema: fast enough to check every resource of a
     million-file survey as it streams. Equally strict (required fields, types, patterns, formats, no
     unknown properties); on failure the reference validator says what is wrong."""
-    return fastjsonschema.compile(_schema(schema_name, definition), handlers={"http": _offline, "https": _offline})
+    # A copy: fastjsonschema rewrites every `$ref` in place, and the cached schema is shared with the reference
+    # validators, which then could no longer resolve them.
+    schema = copy.deepcopy(_schema(schema_name, definition))
+    return fastjsonschema.compile(schema, handlers={"http": _offline, "https": _offline})
 
 
 SCHEMAS = ("survey-report.schema.json", "mitigation-report.schema.json", "rollup-report.schema.json")
@@ -80,7 +84,7 @@ def _offline(uri: str) -> Any:
     for name in SCHEMAS:
         schema = load_schema(name)
         if schema.get("$id") == uri.split("#", 1)[0]:
-            return schema
+            return copy.deepcopy(schema)  # fastjsonschema rewrites it in place
     raise ReportError(f"schema reference {uri} is not shipped with the package; schemas never load from the network")
 
 
@@ -153,11 +157,12 @@ def _duplicate_map(findings: ResourceFindings, actionable: bool) -> dict[str, di
 def xnat_survey_report(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
     """XNAT's ResourceSurveyReport for one resource, with XNAT's names, shapes and counting rules."""
     where = findings.resource.rel_path
-    uids: dict[str, list[str]] = {}
+    # Instance UIDs per class in first-seen order, kept in dicts (ordered sets): a list's `in` made this quadratic.
+    uids: dict[str, dict[str, None]] = {}
     for finding in findings.files:
         pair = finding.uids
-        if pair is not None and pair[1] not in uids.setdefault(pair[0], []):
-            uids[pair[0]].append(pair[1])
+        if pair is not None:
+            uids.setdefault(pair[0], {})[pair[1]] = None
     duplicates = _duplicate_map(findings, actionable=True)
     non_actionable = _duplicate_map(findings, actionable=False)
     bad = [rel_file_path(where, f.name) for f in findings.files if f.status is FileStatus.BAD]
@@ -174,7 +179,7 @@ def xnat_survey_report(findings: ResourceFindings, survey_date: dt.datetime) -> 
         "totalFilesInDuplicates": sum(len(m) for v in duplicates.values() for m in v.values()),
         "totalNonActionableDuplicates": sum(len(v) for v in non_actionable.values()),
         "totalFilesInNonActionableDuplicates": sum(len(m) for v in non_actionable.values() for m in v.values()),
-        "uids": uids,
+        "uids": {class_uid: list(instances) for class_uid, instances in uids.items()},
         "badFiles": bad,
         "mismatchedFiles": mismatched,
         "duplicates": duplicates,
