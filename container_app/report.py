@@ -19,15 +19,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources as package_data
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
-from jsonschema.protocols import Validator
 
 from container_app.classify import FileFinding, ResourceFindings
+from container_app.compiled_cache import compiled_validator
 from container_app.errors import ReportError, ReportValidationError
 from container_app.records import FileStatus, Reason, RequestStatus
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 SURVEY_REPORT = "survey-report.json"
 SURVEY_SUMMARY = "survey-summary.csv"
@@ -59,6 +61,8 @@ def _schema(schema_name: str, definition: str | None) -> dict[str, Any]:
 @cache
 def validator(schema_name: str, definition: str | None = None) -> Validator:
     """The reference validator (jsonschema): Draft 7, formats checked; explains what is wrong and where."""
+    import jsonschema  # only when a document fails, or for tests: it costs a twentieth of a second to import
+
     schema = _schema(schema_name, definition)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -73,7 +77,9 @@ def _fast_validator(schema_name: str, definition: str | None = None) -> Callable
     # A copy: fastjsonschema rewrites every `$ref` in place, and the cached schema is shared with the reference
     # validators, which then could no longer resolve them.
     schema = copy.deepcopy(_schema(schema_name, definition))
-    return fastjsonschema.compile(schema, handlers={"http": _offline, "https": _offline})
+    # The generated code also holds whatever the references reach: keyed by every shipped schema's text.
+    shipped = "\0".join(json.dumps(load_schema(name), sort_keys=True) for name in SCHEMAS)
+    return compiled_validator(schema, {"http": _offline, "https": _offline}, shipped)
 
 
 SCHEMAS = ("survey-report.schema.json", "mitigation-report.schema.json", "rollup-report.schema.json")
@@ -93,7 +99,9 @@ def validate(document: Mapping[str, Any], schema_name: str, definition: str | No
     try:
         _fast_validator(schema_name, definition)(document)
     except fastjsonschema.JsonSchemaException as fast_error:
-        error = jsonschema.exceptions.best_match(validator(schema_name, definition).iter_errors(document))
+        from jsonschema.exceptions import best_match
+
+        error = best_match(validator(schema_name, definition).iter_errors(document))
         if error is None:  # the two validators disagree: trust the stricter answer, and say so
             raise ReportValidationError(f"report fails {schema_name}: {fast_error}") from fast_error
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"

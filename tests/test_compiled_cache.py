@@ -133,3 +133,19 @@ def test_templates_are_cached_and_render_the_same(cache_at: Path) -> None:
     assert list(cache_at.glob("*/templates/__jinja2_*"))
     again = jinja2.Environment(loader=loader, autoescape=True, bytecode_cache=template_bytecode_cache())
     assert again.get_template("page.html").render(context) == expected
+
+
+def test_the_package_schemas_with_ids_and_references(cache_at: Path) -> None:
+    """The report schemas have an $id (which names the generated function) and $refs between definitions."""
+    from container_app import report
+
+    report._fast_validator.cache_clear()
+    try:
+        document = {"path": "SCANS/1/DICOM"}
+        for _ in range(2):  # compiled, then from the cache
+            with pytest.raises(report.ReportValidationError, match="report fails"):
+                report.validate(document, "survey-report.schema.json", "resource")
+            report._fast_validator.cache_clear()
+        assert len(list(cache_at.glob("*/validator-*.bytecode"))) == 1
+    finally:
+        report._fast_validator.cache_clear()
