@@ -19,6 +19,14 @@ RUN /src/container/build-deps.sh
 RUN python3 -m venv /opt/xnat-resource-survey \
  && /opt/xnat-resource-survey/bin/python -m pip install --no-cache-dir /src \
  && /opt/xnat-resource-survey/bin/python -m pip uninstall -y -q pip
+# Compile the report schemas and HTML templates once, here, so every container starts with them cached
+# (the run doubles as a smoke test of the installed package).
+RUN export XNAT_RESOURCE_SURVEY_CACHE=/opt/xnat-resource-survey/cache \
+ && /opt/xnat-resource-survey/bin/xnat-resource-survey demo --output /tmp/warm-up --log-format json >/dev/null \
+ && /opt/xnat-resource-survey/bin/xnat-resource-survey mitigate /tmp/warm-up/archive --dry-run \
+      --report /tmp/warm-up/survey-report.json --output /tmp/warm-up/mitigation --log-format json >/dev/null \
+ && rm -rf /tmp/warm-up \
+ && chmod -R a+rX,go-w /opt/xnat-resource-survey/cache
 
 FROM ${BASE_IMAGE}
 ARG COMMANDS=""
@@ -30,7 +38,8 @@ RUN chmod 0755 /usr/local/bin/xnat-resource-survey-entrypoint \
  && mkdir -p /input /output \
  && chmod 0755 /input \
  && chmod 1777 /output
-ENV PATH=/opt/xnat-resource-survey/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+ENV XNAT_RESOURCE_SURVEY_CACHE=/opt/xnat-resource-survey/cache \
+    PATH=/opt/xnat-resource-survey/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 LABEL org.nrg.commands="${COMMANDS}" \

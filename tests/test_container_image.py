@@ -399,3 +399,11 @@ def test_mitigate_inside_xnat_through_the_standin(engine: Engine, image: str, tm
     assert report["executor"] == "xnat" and mitigated["way"] == "api", run.explain()
     assert mitigated["xnat"]["totalMovedFiles"] == 31 and mitigated["xnat"]["totalRemovedFiles"] == 36
     assert secret not in run.stdout + run.stderr + json.dumps(report)
+
+
+def test_the_image_starts_with_compiled_schemas_and_templates(engine: Engine, image: str) -> None:
+    """Warmed at build time, readable by any container user, writable by none but root."""
+    script = ("cd /opt/xnat-resource-survey/cache/*/ && ls validator-*.bytecode templates/__jinja2_* >/dev/null "
+              "&& test -z \"$(find . -perm /022)\" && test -z \"$(find . -type f ! -perm -044)\"")
+    proc = engine.podman("run", "--rm", "--user", "1234:1234", "--entrypoint", "/bin/sh", image, "-c", script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
