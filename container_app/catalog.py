@@ -10,6 +10,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from functools import cache
 from html import escape, unescape
 
 from container_app.records import CatalogEntry
@@ -67,10 +68,15 @@ def _attribute(attrs: str, name: str) -> str | None:
     return None
 
 
+@cache
+def _attribute_value(name: str) -> re.Pattern[str]:
+    return re.compile(rf'(\s{re.escape(name)}\s*=\s*)(["\'])(.*?)\2', re.DOTALL)
+
+
 def _set_attribute(element: str, name: str, value: str) -> str:
     """Replace an attribute's value in an element's text, or leave the element as it is if absent."""
-    pattern = re.compile(rf'(\s{re.escape(name)}\s*=\s*)(["\'])(.*?)\2', re.DOTALL)
-    return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{escape(value, quote=True)}{m.group(2)}", element, count=1)
+    escaped = escape(value, quote=True)
+    return _attribute_value(name).sub(lambda m: f"{m.group(1)}{m.group(2)}{escaped}{m.group(2)}", element, count=1)
 
 
 def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[str]) -> tuple[str, int, int]:
@@ -85,12 +91,12 @@ def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[s
         return text, 0, 0
     # Most entries are untouched. An entry without character references whose text contains none of
     # the names cannot carry one of them as its URI, so it is kept without parsing its attributes.
-    mentions = re.compile("|".join(re.escape(name) for name in sorted({*renames, *removals}, key=len, reverse=True)))
+    names = (*renames, *removals)
 
     def replace(match: re.Match[str]) -> str:
         nonlocal renamed, removed
         element = match.group(0)
-        if "&" not in element and mentions.search(element) is None:
+        if "&" not in element and not any(name in element for name in names):
             return element
         uri = _attribute(match.group("attrs"), "URI")
         if uri is None:
