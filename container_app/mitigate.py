@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from container_app.execute import (
     ResourceStatus,
     backup_folder_for,
 )
-from container_app.html_report import write_html_report_from_file
+from container_app.html_report import write_html_report
 from container_app.journal import STATE_FOLDER, Journal, exclusive_lock
 from container_app.plan import ActionKind, MitigationPlan, ResourcePlan, plan_document, plan_mitigation
 from container_app.records import RequestStatus
@@ -95,7 +95,7 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
         results = [_planned(r, backup_folder_for(backup_root, plan.run_id, r)) for r in plan.resources]
         document = mitigation_document(plan, results, report_path, backup_root, None, True, started,
                                        executor="xnat" if use_xnat else "filesystem")
-        _log_summary(document, _write_report(survey.output, document))
+        _log_summary(document, _write_report(survey.output, document, survey_report))
         return ExitCode.OK
 
     state = os.path.join(backup_root, STATE_FOLDER, plan.run_id)
@@ -127,7 +127,7 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
     if xnat_executor is not None:
         document["xnatServer"] = xnat_executor.server_document()
     text = _json_text(document)
-    report_out = _write_report(survey.output, document, text)
+    report_out = _write_report(survey.output, document, survey_report, text)
     _write_json(os.path.join(state, MITIGATION_REPORT), document, text)  # restore finds it beside the backups
     _log_summary(document, report_out)
     troubled = {ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED}
@@ -326,12 +326,13 @@ def _json_text(document: Any) -> str:
     return head.replace(json.dumps(_RESOURCES_PLACEHOLDER), body, 1) + "\n"
 
 
-def _write_report(out_dir: str, document: dict[str, Any], text: str | None = None) -> str:
+def _write_report(out_dir: str, document: dict[str, Any], survey_report: Mapping[str, Any],
+                  text: str | None = None) -> str:
     """`mitigation-report.json`, validated, and the page people read beside it (`report.html`)."""
     validate(document, SCHEMA)
     path = os.path.join(out_dir, MITIGATION_REPORT)
     _write_json(path, document, text)
-    write_html_report_from_file(out_dir, document["surveyReport"], document, mitigation_report_path=path)
+    write_html_report(out_dir, survey_report, document, mitigation_report_path=path)  # the survey report, as read
     return path
 
 
