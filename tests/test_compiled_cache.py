@@ -47,6 +47,13 @@ def verdicts(validate: Any) -> list[bool]:
 EXPECTED = [True] * len(GOOD) + [False] * len(BAD)
 
 
+def forbid(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, why: str) -> None:
+    def called(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(why)
+
+    monkeypatch.setattr(owner, name, called)
+
+
 def test_a_cached_validator_judges_as_a_fresh_one(cache_at: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert verdicts(fastjsonschema.compile(SCHEMA)) == EXPECTED
     first = compiled_validator(SCHEMA, {}, "key")
@@ -54,10 +61,7 @@ def test_a_cached_validator_judges_as_a_fresh_one(cache_at: Path, monkeypatch: p
     stored = list(cache_at.glob("*/validator-*.bytecode"))
     assert len(stored) == 1
 
-    def no_generation(*args: Any, **kwargs: Any) -> str:
-        raise AssertionError("the cached code should have been used")
-
-    monkeypatch.setattr(fastjsonschema, "compile_to_code", no_generation)
+    forbid(monkeypatch, fastjsonschema, "compile_to_code", "the cached code should have been used")
     assert verdicts(compiled_validator(SCHEMA, {}, "key")) == EXPECTED
 
 
@@ -86,10 +90,7 @@ def test_a_folder_others_can_write_is_never_read(cache_at: Path, monkeypatch: py
     assert cache_folder() is None
     assert template_bytecode_cache() is None
 
-    def poisoned(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("an untrusted cache must not be read")
-
-    monkeypatch.setattr(compiled_cache, "_load_code", poisoned)
+    forbid(monkeypatch, compiled_cache, "_load_code", "an untrusted cache must not be read")
     assert verdicts(compiled_validator(SCHEMA, {}, "key")) == EXPECTED
 
 

@@ -19,19 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_files
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from container_app import headers, synth
 from container_app.headers import ReadPlan, check_content, read_header
 from container_app.naming import DEFAULT_TEMPLATE, parse_template
-from container_app.synth import InstanceSpec
+from tests.test_headers import BASE, ENCODINGS
 
 DEFAULT = parse_template(DEFAULT_TEMPLATE)
 PLAN = ReadPlan.for_keywords(DEFAULT.keywords)
 #: Elements after the enhanced MR's functional groups and the pixel module: the walk crosses every sequence.
 WIDE_PLAN = ReadPlan.for_keywords([*DEFAULT.keywords, "Rows", "Columns", "NumberOfFrames", "ImageComments",
                                    "WaveformSampleInterpretation"])
-BASE = InstanceSpec(sop_instance_uid=synth.uid("walker", 1), series_number="4", instance_number="2")
 
 try:
     from container_app._walk import walk as c_walk
@@ -99,15 +97,6 @@ def test_every_pydicom_test_file(plan: ReadPlan) -> None:
             if c != python:
                 differ.append((name, c, python))
     assert differ == []
-
-
-ENCODINGS = {
-    "explicit-le": BASE,
-    "implicit-le": dataclasses.replace(BASE, transfer_syntax=ImplicitVRLittleEndian),
-    "explicit-be": dataclasses.replace(BASE, transfer_syntax=ExplicitVRBigEndian),
-    "deflated": dataclasses.replace(BASE, transfer_syntax=DeflatedExplicitVRLittleEndian),
-    "no-preamble": dataclasses.replace(BASE, preamble=False),
-}
 
 
 def seeds() -> dict[str, bytes]:
