@@ -32,7 +32,7 @@ import jinja2
 from container_app import __version__
 from container_app.compiled_cache import template_bytecode_cache
 from container_app.errors import ReportError
-from container_app.report import AtomicFile, load_json_object
+from container_app.report import AtomicFile, RenderedResource, load_json_object
 
 HTML_REPORT = "report.html"
 SURVEY_REPORT = "survey-report.json"
@@ -250,10 +250,21 @@ class HtmlReportWriter:
 
     # -- feeding -------------------------------------------------------------------------------------
 
-    def add(self, resource: Mapping[str, Any] | None, mitigation: Mapping[str, Any] | None = None) -> None:
+    def add_rendered(self, rendered: RenderedResource) -> None:
+        """A resource as the survey's workers hand it over: its summary is enough for the tables, and its
+        JSON text is parsed only if the page has room for its detail section."""
+        summary = rendered.summary
+        outline = {"path": summary["path"], "identity": summary["identity"],
+                   "requestStatus": summary["requestStatus"], "xnat": summary["xnat"], "counts": summary["counts"],
+                   "catalog": {"missingFiles": summary["catalogMissingFiles"], "error": summary["catalogError"]}}
+        self.add(outline, details=lambda: json.loads(rendered.text))
+
+    def add(self, resource: Mapping[str, Any] | None, mitigation: Mapping[str, Any] | None = None, *,
+            details: Callable[[], Mapping[str, Any]] | None = None) -> None:
         """One resource of the survey report, with its part of the mitigation report if there is one.
 
-        `resource` may be None for a resource only the mitigation report knows.
+        `resource` may be None for a resource only the mitigation report knows. `details`, when given,
+        returns the whole resource for its detail section; `resource` then needs only what the tables show.
         """
         resource = resource or {}
         mitigation = mitigation if isinstance(mitigation, Mapping) else None
@@ -297,11 +308,13 @@ class HtmlReportWriter:
                 self.sections_shown += 1
                 anchor = f"r{self.sections_shown}"
 
+                whole = details() if details is not None else resource
+
                 def section() -> str:
                     view = None if mitigation is None else self._mitigation_view(mitigation, path, m_status or "",
                                                                                   after or "")
                     return self._template.render(
-                        r=self._resource_view(resource, path, identity, status, counts, anchor, mitigation, view),
+                        r=self._resource_view(whole, path, identity, status, counts, anchor, mitigation, view),
                         source=SURVEY_REPORT, mitigation_source=MITIGATION_REPORT)
 
                 html = section()

@@ -277,20 +277,26 @@ class RenderedResource:
     survey_date: str
 
 
-def render_resource(findings: ResourceFindings, survey_date: dt.datetime | None = None) -> RenderedResource:
-    """Build, validate and serialise a resource's document. Runs in the survey's worker processes."""
-    moment = survey_date or now_utc()
-    document = resource_document(findings, moment)
-    validate(document, "survey-report.schema.json", "resource")
+def resource_summary(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the run's totals, the log and the HTML page's tables need of a resource's document."""
     xnat = document["xnat"]
-    summary = {
+    return {
         "path": document["path"],
         "identity": document["identity"],
         "requestStatus": document["requestStatus"],
         "xnat": {k: v for k, v in xnat.items() if k.startswith("total")},
         "counts": document["counts"],
         "catalogMissingFiles": len(document["catalog"]["missingFiles"]),
+        "catalogError": document["catalog"]["error"],
     }
+
+
+def render_resource(findings: ResourceFindings, survey_date: dt.datetime | None = None) -> RenderedResource:
+    """Build, validate and serialise a resource's document. Runs in the survey's worker processes."""
+    moment = survey_date or now_utc()
+    document = resource_document(findings, moment)
+    validate(document, "survey-report.schema.json", "resource")
+    summary = resource_summary(document)
     # dumps, not dump: only dumps takes the C encoder for the whole document
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return RenderedResource(text, summary, iso(moment))

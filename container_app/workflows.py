@@ -16,7 +16,7 @@ from container_app import __version__
 from container_app.arguments import DemoSettings, SurveySettings
 from container_app.discover import Selection
 from container_app.errors import UsageError
-from container_app.html_report import write_html_report_from_file
+from container_app.html_report import HtmlReportWriter
 from container_app.naming import DEFAULT_TEMPLATE, parse_template
 from container_app.report import SurveyReportWriter, iso, new_run_id, now_utc, render_resource, summary_table
 from container_app.survey import Progress, SurveyRequest, plan_resources, run
@@ -74,25 +74,28 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     }
     try:
         writer = SurveyReportWriter(settings.output, envelope)
+        page = HtmlReportWriter(settings.output)  # fed as resources arrive, so it costs nothing at the end
     except OSError as exc:  # OUT is a file, or cannot be created or written: the user's choice of OUT
         raise UsageError(f"cannot write the reports into OUT {settings.output!r}: {exc.strerror or exc}") from exc
     clock = time.monotonic()
     try:
         for rendered in run(request, resources, on_progress=_log_progress, render=render_resource):
             summary = writer.add_rendered(rendered)
+            page.add_rendered(rendered)
             xnat = summary["xnat"]
             log.info("resource surveyed", resource=summary["path"], status=summary["requestStatus"],
                      files=xnat["totalEntries"], uids=xnat["totalUids"], mismatched=xnat["totalMismatchedFiles"],
                      duplicates=xnat["totalDuplicates"], bad=xnat["totalBadFiles"],
                      identifying_names=summary["counts"]["identifyingName"])
         envelope = writer.finish(now_utc())
+        html_path = page.finish(envelope)
     except BaseException:
         writer.abort()
+        page.abort()
         raise
     elapsed = time.monotonic() - clock
     totals = envelope["totals"]
     report_path = os.path.join(settings.output, "survey-report.json")
-    html_path = write_html_report_from_file(settings.output, report_path)
     sessions = {(s["identity"]["project"], s["identity"]["session"]) for s in writer.summaries}
     if len(sessions) > 1:  # a project-wide run: the per-session roll-up comes with it
         from container_app.rollup import build_rollup, load_report, write_rollup

@@ -26,7 +26,7 @@ from container_app.html_report import (
     write_html_report,
     write_html_report_from_file,
 )
-from container_app.report import validate
+from container_app.report import RenderedResource, resource_summary, validate
 from container_app.workflows import run_demo
 
 # --- reading the page back -------------------------------------------------------------------------
@@ -354,6 +354,22 @@ def test_report_file_gives_the_same_page(demo: tuple[Path, dict[str, Any]], tmp_
     streamed = Path(write_html_report_from_file(str(tmp_path / "a"), str(source))).read_text("utf-8")
     whole = Path(write_html_report(str(tmp_path / "b"), report)).read_text("utf-8")
     assert streamed == whole
+    assert (out / "report.html").read_text("utf-8") == whole  # the page the survey wrote as resources arrived
+
+
+def fed_as_surveyed(out: Path, report: dict[str, Any]) -> str:
+    """The page as the survey builds it: resources handed over as workers render them, parsed only if shown."""
+    writer = HtmlReportWriter(str(out))
+    for resource in report["resources"]:
+        writer.add_rendered(RenderedResource(json.dumps(resource), resource_summary(resource), "2026-01-01"))
+    return Path(writer.finish({**report, "resources": []})).read_text("utf-8")
+
+
+@pytest.mark.parametrize("resources", [3, 600], ids=["few", "more-than-the-page-shows"])
+def test_resources_fed_as_surveyed_give_the_same_page(tmp_path: Path, resources: int) -> None:
+    report = synthetic_report(40, resources=resources)
+    expected = Path(write_html_report(str(tmp_path / "whole"), report)).read_text("utf-8")
+    assert fed_as_surveyed(tmp_path / "fed", report) == expected
 
 
 def test_report_file_that_is_broken_is_a_report_error(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
