@@ -293,7 +293,70 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     return result(pos, finished);
 }
 
+/* The first value of an element read as ASCII, as headers.decode_values cuts it: up to the first
+ * backslash, spaces and NULs stripped from both ends; NULL with no error when nothing is left. */
+static PyObject *first_ascii_value(const char *data, Py_ssize_t length) {
+    const char *end = memchr(data, '\\', (size_t)length);
+    if (end != NULL) length = end - data;
+    Py_ssize_t start = 0;
+    while (start < length && (data[start] == ' ' || data[start] == '\0')) start++;
+    while (length > start && (data[length - 1] == ' ' || data[length - 1] == '\0')) length--;
+    if (length == start) return NULL;
+    return PyUnicode_DecodeASCII(data + start, length - start, "replace");
+}
+
+static int plain_ascii(const char *data, Py_ssize_t length) {
+    for (Py_ssize_t i = 0; i < length; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c >= 0x80 || c == 0x1B) return 0; /* 0x1B: an ISO 2022 escape sequence */
+    }
+    return 1;
+}
+
+static PyObject *ascii_first_values(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *raw, *ascii_keywords, *text_keywords, *values;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!", &PyDict_Type, &raw, &PyDict_Type, &ascii_keywords, &PyDict_Type,
+                          &text_keywords, &PyDict_Type, &values))
+        return NULL;
+    PyObject *left = PyList_New(0);
+    if (left == NULL) return NULL;
+    Py_ssize_t i = 0;
+    PyObject *tag, *data;
+    while (PyDict_Next(raw, &i, &tag, &data)) {
+        PyObject *keyword = PyDict_GetItemWithError(ascii_keywords, tag);
+        int plain = keyword != NULL;
+        if (keyword == NULL && !PyErr_Occurred()) {
+            keyword = PyDict_GetItemWithError(text_keywords, tag);
+            plain = keyword != NULL && PyBytes_Check(data) &&
+                    plain_ascii(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+        }
+        if (PyErr_Occurred()) goto error;
+        if (!plain || !PyBytes_Check(data) || !PyUnicode_Check(keyword)) {
+            if (PyList_Append(left, tag) < 0) goto error;
+            continue;
+        }
+        PyObject *value = first_ascii_value(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+        if (value == NULL) {
+            if (PyErr_Occurred()) goto error;
+            continue;
+        }
+        int failed = PyDict_SetItem(values, keyword, value) < 0;
+        Py_DECREF(value);
+        if (failed) goto error;
+    }
+    return left;
+error:
+    Py_DECREF(left);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"ascii_first_values", ascii_first_values, METH_VARARGS,
+     "ascii_first_values(raw, ascii_keywords, text_keywords, values) -> list of tags left\n\n"
+     "For each raw element whose tag is in ascii_keywords, or in text_keywords with bytes that are plain\n"
+     "ASCII (no escape sequence), store its first value under the keyword in `values`. Returns the tags\n"
+     "of the other elements, in order, for the Python decoder."},
     {"walk", walk, METH_VARARGS,
      "walk(data, base, pos, stop, wanted, values, implicit, skip_sequences=True) -> (pos, finished)\n\n"
      "Walk little endian elements of `data` (file offsets base..base+len(data)) from `pos`, storing the\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from html import escape, unescape
 
@@ -32,12 +32,22 @@ def read_entries(path: str) -> tuple[CatalogEntry, ...]:
     return read_catalog(path)[1]
 
 
+#: Catalogs up to this size are parsed whole (half the time of parsing event by event); larger ones
+#: (resources of tens of thousands of files) are streamed so their trees never sit in memory.
+WHOLE_PARSE_BYTES = 4 << 20
+
+
 def read_catalog(path: str) -> tuple[str | None, tuple[CatalogEntry, ...]]:
     """The project XNAT wrote into a catalog's `PROJECT` metaField, and its `cat:entry` elements."""
     project: str | None = None
     entries: list[CatalogEntry] = []
     # No DTDs or entities reach here: ElementTree does not fetch external entities.
-    for _event, element in ET.iterparse(path, events=("end",)):  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
+    streamed = os.path.getsize(path) > WHOLE_PARSE_BYTES
+    if streamed:
+        elements: Iterable[ET.Element] = (element for _event, element in ET.iterparse(path, events=("end",)))  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
+    else:
+        elements = ET.parse(path).getroot().iter()  # noqa: S314
+    for element in elements:
         if element.tag == _META_FIELD_TAG and element.get("name") == "PROJECT":
             project = (element.text or "").strip() or None
         elif element.tag == _ENTRY_TAG:
@@ -51,7 +61,8 @@ def read_catalog(path: str) -> tuple[str | None, tuple[CatalogEntry, ...]]:
                         is_dcm_entry=(element.get(XSI_TYPE) or "").endswith("dcmEntry"),
                     )
                 )
-            element.clear()
+            if streamed:
+                element.clear()  # done with it (its children, if any, came before it)
     return project, tuple(entries)
 
 

@@ -97,6 +97,9 @@ class ReadPlan:
     tags: Mapping[int, str]  # tag -> keyword
     stop_after: int  # the highest tag needed; parsing stops past it
     decoders: Mapping[int, ElementDecoder] = field(default_factory=dict)  # tag -> how to decode it
+    # The same, split for the first pass of decode_values: tag -> keyword
+    ascii_keywords: dict[int, str] = field(default_factory=dict)  # always read as ASCII
+    text_keywords: dict[int, str] = field(default_factory=dict)  # read as ASCII when they are plain ASCII
 
     @classmethod
     def for_keywords(cls, keywords: Iterable[str]) -> ReadPlan:
@@ -108,7 +111,9 @@ class ReadPlan:
             tags[tag] = keyword
         decoders = {tag: _decoder(tag, keyword) for tag, keyword in tags.items()}
         tags[_SPECIFIC_CHARACTER_SET] = "SpecificCharacterSet"  # read, but only to decode the others
-        return cls(tags=tags, stop_after=max(tags), decoders=decoders)
+        return cls(tags=tags, stop_after=max(tags), decoders=decoders,
+                   ascii_keywords={t: d.keyword for t, d in decoders.items() if d.decoding is Decoding.ASCII},
+                   text_keywords={t: d.keyword for t, d in decoders.items() if d.decoding is Decoding.TEXT})
 
 
 def _decoder(tag: int, keyword: str) -> ElementDecoder:
@@ -219,6 +224,11 @@ def _walk_python(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[in
 class _Walker(Protocol):
     def __call__(self, data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
                  values: dict[int, bytes], implicit: bool, skip_sequences: bool = True, /) -> tuple[int, bool]: ...
+
+
+class _AsciiFirstValues(Protocol):
+    def __call__(self, raw: dict[int, bytes], ascii_keywords: Mapping[int, str], text_keywords: Mapping[int, str],
+                 values: dict[str, str], /) -> list[int]: ...
 
 
 def _load_walker() -> _Walker:
@@ -441,29 +451,53 @@ def decode_values(raw: Mapping[int, bytes], plan: ReadPlan, little: bool = True)
     `little` is the dataset's byte order, for the binary numbers (US, SL, FD...) that a template may read.
     """
     values: dict[str, str] = {}
+    # Plain ASCII reads the same in every character set DICOM allows: most elements are done here.
+    left = _ascii_first_values(raw if isinstance(raw, dict) else dict(raw), plan.ascii_keywords, plan.text_keywords,
+                               values)
     decoders = plan.decoders
-    for tag, data in raw.items():
+    for tag in left:
         decoder = decoders.get(tag)
         if decoder is None:
             continue
-        decoding = decoder.decoding
-        if decoding is Decoding.BINARY:
+        data = raw[tag]
+        if decoder.decoding is Decoding.BINARY:
             number = _binary_first_value(data, decoder.binary_format, little)
             if number is not None:
                 values[decoder.keyword] = number
-        elif decoding is Decoding.ASCII or (data.isascii() and b"\x1b" not in data):
-            # Plain ASCII reads the same in every character set DICOM allows; delimiter, padding and
-            # "replace" all act byte for byte, so the first value is cut out before decoding.
-            first = data.split(b"\\", 1)[0].strip(b" \0")
-            if first:
-                values[decoder.keyword] = first.decode("ascii", "replace")
-        else:  # other text (and ISO 2022 escape sequences) needs pydicom's decoder
+        else:  # text beyond ASCII (or with ISO 2022 escape sequences) needs pydicom's decoder
             encodings = _encodings(raw.get(_SPECIFIC_CHARACTER_SET, b""))
             text = decode_bytes(data, encodings, {0x5C, 0x3D, 0x5E} if decoder.vr == "PN" else {0x5C})
             value = first_value(text)
             if value is not None:
                 values[decoder.keyword] = value
     return values
+
+
+def _ascii_first_values_python(raw: dict[int, bytes], ascii_keywords: Mapping[int, str],
+                               text_keywords: Mapping[int, str], values: dict[str, str], /) -> list[int]:
+    """The first pass of decode_values (the C module's `ascii_first_values`, in Python).
+
+    Elements always read as ASCII, and text elements that are plain ASCII, get their first value in
+    `values`; the tags of the others are returned. Delimiter, padding and "replace" all act byte for
+    byte, so the first value is cut out before decoding.
+    """
+    left: list[int] = []
+    for tag, data in raw.items():
+        keyword = ascii_keywords.get(tag)
+        if keyword is None:
+            keyword = text_keywords.get(tag)
+            if keyword is None or not data.isascii() or b"\x1b" in data:
+                left.append(tag)
+                continue
+        first = data.split(b"\\", 1)[0].strip(b" \0")
+        if first:
+            values[keyword] = first.decode("ascii", "replace")
+    return left
+
+
+_ascii_first_values: _AsciiFirstValues = _ascii_first_values_python
+if ACCELERATED:  # the same build, the same switch
+    from container_app._walk import ascii_first_values as _ascii_first_values
 
 
 # --- the public entry points -----------------------------------------------------------------------

@@ -53,3 +53,26 @@ def test_only_the_named_entries_change(data: st.DataObject, names: list[str]) ->
                   if n not in removals and n not in renames]
     for line in kept_lines:
         assert line in new_text.splitlines()
+
+
+@settings(max_examples=50, deadline=None)
+@given(names=st.lists(NAMES, min_size=0, max_size=12, unique=True), project=st.text(alphabet="AB_1 ", max_size=6))
+def test_small_and_large_catalogs_read_alike(names: list[str], project: str) -> None:
+    """Parsed whole (small catalogs) or streamed (large ones): the same project and entries."""
+    import tempfile
+    from unittest import mock
+
+    from container_app import catalog as module
+
+    text = catalog(names, ['"'] * len(names)).replace(
+        "<cat:entries>", f'<cat:metaFields><cat:metaField name="PROJECT">{escape(project)}</cat:metaField>'
+                         "</cat:metaFields>\n  <cat:entries>")
+    with tempfile.NamedTemporaryFile("w", suffix="_catalog.xml", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        whole = module.read_catalog(handle.name)
+        with mock.patch.object(module, "WHOLE_PARSE_BYTES", 0):
+            streamed = module.read_catalog(handle.name)
+    assert whole == streamed
+    assert [e.uri for e in whole[1]] == names
+    assert whole[0] == (project.strip() or None)

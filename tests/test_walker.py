@@ -32,9 +32,10 @@ WIDE_PLAN = ReadPlan.for_keywords([*DEFAULT.keywords, "Rows", "Columns", "Number
                                    "WaveformSampleInterpretation"])
 
 try:
+    from container_app._walk import ascii_first_values as c_ascii_first_values
     from container_app._walk import walk as c_walk
 except ImportError:  # pragma: no cover - depends on the build
-    c_walk = None
+    c_walk = c_ascii_first_values = None
 
 if c_walk is None:
     if os.environ.get("CI"):
@@ -49,10 +50,14 @@ def python_walker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def outcome(path: Path, plan: ReadPlan, walker: Any) -> tuple[Any, ...]:
-    """What the fast path makes of a file with `walker`: values and content check, or what it raised."""
-    saved = headers._walk
-    headers._walk = walker
+def outcome(path: Path, plan: ReadPlan, native: bool) -> tuple[Any, ...]:
+    """What the fast path makes of a file with the C functions or the Python ones: values and content
+    check, or what it raised."""
+    saved = headers._walk, headers._ascii_first_values
+    if native:
+        headers._walk, headers._ascii_first_values = c_walk, c_ascii_first_values
+    else:
+        headers._walk, headers._ascii_first_values = headers._walk_python, headers._ascii_first_values_python
     try:
         try:
             result = read_header(str(path), plan, fast=True)
@@ -66,16 +71,34 @@ def outcome(path: Path, plan: ReadPlan, walker: Any) -> tuple[Any, ...]:
             content = ("raised", type(exc).__name__)
         return header, content
     finally:
-        headers._walk = saved
+        headers._walk, headers._ascii_first_values = saved
 
 
 def both(path: Path, plan: ReadPlan = WIDE_PLAN) -> tuple[Any, Any]:
-    return outcome(path, plan, c_walk), outcome(path, plan, headers._walk_python)
+    return outcome(path, plan, native=True), outcome(path, plan, native=False)
 
 
 def test_the_survey_uses_the_c_walker_when_built() -> None:
     assert headers.ACCELERATED
     assert headers._walk is c_walk
+    assert headers._ascii_first_values is c_ascii_first_values
+
+
+VALUE_BYTES = st.binary(max_size=24) | st.lists(st.sampled_from([b"\\", b" ", b"\0", b"\x1b", b"\xe9", b"1.2", b"A^B",
+                                                                 b"\x80", b"="]), max_size=8).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=st.dictionaries(st.sampled_from([1, 2, 3, 4, 5, 6]), VALUE_BYTES, max_size=6))
+def test_ascii_first_values_in_c_and_python(raw: dict[int, bytes]) -> None:
+    """Tags 1-2 always ASCII, 3-4 text, 5-6 neither: the same values and the same tags left over."""
+    assert c_ascii_first_values is not None
+    ascii_keywords, text_keywords = {1: "A", 2: "B"}, {3: "C", 4: "D"}
+    c_values: dict[str, str] = {}
+    python_values: dict[str, str] = {}
+    c_left = c_ascii_first_values(raw, ascii_keywords, text_keywords, c_values)
+    python_left = headers._ascii_first_values_python(raw, ascii_keywords, text_keywords, python_values)
+    assert (c_values, c_left) == (python_values, python_left)
 
 
 def test_the_environment_turns_it_off() -> None:
