@@ -1468,19 +1468,18 @@ def bench_mitigation(corpus: Corpus, corpus_name: str, args: argparse.Namespace,
     backup = scratch / "cp-backup"
     stdin_data = b"\0".join(a.encode() for a in affected)
     baselines = [
-        ("cp-affected", f"cp --parents of the {n_aff} affected files", False,
+        ("cp-affected", f"cp --parents of the {n_aff} affected files",
          ["xargs", "-0", "cp", "--parents", "-p", "-t", str(backup)]),
-        ("cp-affected-sync", f"cp --parents of the {n_aff} affected files, then sync", True,
+        ("cp-affected-sync", f"cp --parents of the {n_aff} affected files, then sync",
          ["sh", "-c", 'xargs -0 cp --parents -p -t "$1" && sync -f "$1"', "sh", str(backup)]),
     ]
-    for tool_name, label, presync, cp_cmd in baselines:
+    for tool_name, label, cp_cmd in baselines:
         m = Measurement(corpus_name, n_aff, tool_name, label, shlex.join(cp_cmd) + " < affected-list")
         runs = []
         for _ in range(args.repeat + 1):
             shutil.rmtree(backup, ignore_errors=True)
             backup.mkdir(parents=True)
-            if presync:  # the timed sync then flushes only what this cp wrote
-                sync_fs(backup)
+            sync_fs(backup)  # the run before's writes are flushed first: each run starts with an idle disk
             wait_quiet(args.wait_quiet)
             runs.append(run_measured(cp_cmd, cwd=corpus.root, stdin_data=stdin_data))
         runs = runs[1:]  # first was the warm-up
