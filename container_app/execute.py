@@ -1,9 +1,10 @@
 """Carrying out a mitigation plan on a writable archive, without ever losing a byte.
 
 Per resource: refuse if anything changed since the survey; copy every file that will change into
-BACKUP and verify the copy (sha256, read back after fsync); only then rename and remove, never
-overwriting; then update the catalog in place. Every step checks the files before it acts, so a
-rerun after a crash at any moment finishes the job.
+BACKUP and verify the copy (sha256, read back), and make the copies durable; only then rename and
+remove, never overwriting; then update the catalog in place. Resources go through these steps in
+batches, so one sync of the file system serves a whole batch. Every step checks the files before it
+acts, so a rerun after a crash at any moment finishes the job.
 """
 
 from __future__ import annotations

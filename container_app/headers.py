@@ -417,8 +417,6 @@ def _is_valid_uid(value: str | None) -> bool:
 # --- decoding: shared by the fast path and the pydicom fallback -----------------------------------
 
 
-
-
 def _binary_first_value(data: bytes, fmt: str, little: bool) -> str | None:
     size = struct.calcsize(fmt)
     if len(data) < size:
