@@ -1,10 +1,7 @@
 """Survey and mitigate badly named and duplicated DICOM files in an XNAT archive."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("xnat-resource-survey")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it from here (importlib.metadata would cost
+# every run a scan of the installed distributions at start-up).
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

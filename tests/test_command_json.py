@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import container_app
 from tests import container_scripts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,10 @@ def test_validator_main_reports_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_command_identity_matches_the_package() -> None:
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["dynamic"] == ["version"]  # read from the package, the one place it is written
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "container_app.__version__"}
+    version = container_app.__version__
     assert COMMAND["schema-version"] == "1.0"
     assert COMMAND["type"] == "docker"
     assert COMMAND["version"] == version
