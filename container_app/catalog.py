@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from functools import cache
 from html import escape, unescape
@@ -100,15 +101,10 @@ def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[s
     renamed = removed = 0
     if not renames and not removals:
         return text, 0, 0
-    # Most entries are untouched. An entry without character references whose text contains none of
-    # the names cannot carry one of them as its URI, so it is kept without parsing its attributes.
-    names = (*renames, *removals)
 
     def replace(match: re.Match[str]) -> str:
         nonlocal renamed, removed
         element = match.group(0)
-        if "&" not in element and not any(name in element for name in names):
-            return element
         uri = _attribute(match.group("attrs"), "URI")
         if uri is None:
             return element
@@ -124,10 +120,37 @@ def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[s
             element = _set_attribute(element, "name", new)
         return element
 
-    new_text = _ENTRY_ELEMENT.sub(replace, text)
+    # Most entries are untouched: an entry without character references whose text holds none of the
+    # names cannot carry one of them as its URI, so it is kept as it is. Where the names occur is found
+    # once for the whole text, so an entry costs a lookup, not a search per name.
+    mentions = sorted((at, at + len(name)) for name in {*renames, *removals} for at in _occurrences(text, name))
+    mention_starts = [at for at, _ in mentions]
+    pieces: list[str] = []
+    done = 0
+    for match in _ENTRY_ELEMENT.finditer(text):
+        start, end = match.span()
+        i = bisect_left(mention_starts, start)
+        while i < len(mentions) and mentions[i][0] < end and mentions[i][1] > end:
+            i += 1
+        named = i < len(mentions) and mentions[i][0] < end
+        if not named and text.find("&", start, end) < 0:
+            continue
+        pieces += (text[done:start], replace(match))
+        done = end
+    pieces.append(text[done:])
+    new_text = "".join(pieces)
     # Drop lines left empty by removed entries.
     new_text = re.sub(r"\n[ \t]*(?=\n)", "", new_text) if removed else new_text
     return new_text, renamed, removed
+
+
+def _occurrences(text: str, name: str) -> list[int]:
+    found = []
+    at = text.find(name)
+    while at >= 0:
+        found.append(at)
+        at = text.find(name, at + 1)
+    return found
 
 
 def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
