@@ -11,7 +11,6 @@ import re
 import xml.etree.ElementTree as ET
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from functools import cache
 from html import escape, unescape
 
 from container_app.records import CatalogEntry
@@ -80,15 +79,21 @@ def _attribute(attrs: str, name: str) -> str | None:
     return None
 
 
-@cache
-def _attribute_value(name: str) -> re.Pattern[str]:
-    return re.compile(rf'(\s{re.escape(name)}\s*=\s*)(["\'])(.*?)\2', re.DOTALL)
-
-
 def _set_attribute(element: str, name: str, value: str) -> str:
-    """Replace an attribute's value in an element's text, or leave the element as it is if absent."""
-    escaped = escape(value, quote=True)
-    return _attribute_value(name).sub(lambda m: f"{m.group(1)}{m.group(2)}{escaped}{m.group(2)}", element, count=1)
+    """Replace an attribute's value in an entry's text, or leave the entry as it is if absent.
+
+    The start tag's attributes are walked in order, as `_attribute` reads them, so that text inside
+    another attribute's value (`name='a URI="b"'`) is never taken for the attribute.
+    """
+    entry = _ENTRY_ELEMENT.match(element)
+    if entry is None:
+        return element
+    offset = entry.start("attrs")
+    for match in _ATTRIBUTE.finditer(entry.group("attrs")):
+        if match.group("name") == name:
+            start, end = offset + match.start("value"), offset + match.end("value")
+            return element[:start] + escape(value, quote=True) + element[end:]
+    return element
 
 
 def rewrite_entries(text: str, renames: Mapping[str, str], removals: frozenset[str]) -> tuple[str, int, int]:

@@ -128,3 +128,16 @@ def test_the_shortcut_changes_what_parsing_every_entry_changes(data: st.DataObje
     renames = {u: f"new{i}&'.dcm" for i, u in enumerate(data.draw(st.lists(st.sampled_from(uris), unique=True,
                                                                               max_size=4))) if u not in removals}
     assert rewrite_entries(text, renames, removals) == reference_rewrite(text, renames, removals)
+
+
+def test_an_attribute_value_that_looks_like_an_attribute_is_not_one() -> None:
+    """`note='x URI="a.dcm"'` before the real URI: only the real one is read and rewritten."""
+    text = catalog([], []).replace(
+        "<cat:entries>\n",
+        "<cat:entries>\n"
+        """    <cat:entry note='x URI="a.dcm" ID="a.dcm"' URI="b.dcm" ID="b.dcm" name="b.dcm"/>\n"""
+        """    <cat:entry note='y URI="b.dcm"' URI="a.dcm" ID="a.dcm" name="a.dcm"/>\n""")
+    new_text, renamed, removed = rewrite_entries(text, {"b.dcm": "c.dcm"}, frozenset())
+    assert (renamed, removed) == (1, 0)
+    assert uris(new_text) == [("c.dcm", "c.dcm", "c.dcm"), ("a.dcm", "a.dcm", "a.dcm")]
+    assert """note='x URI="a.dcm" ID="a.dcm"'""" in new_text and """note='y URI="b.dcm"'""" in new_text
