@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,7 +78,10 @@ def test_the_key_covers_the_schema_and_what_it_refers_to(cache_at: Path) -> None
 def test_a_damaged_cache_file_is_compiled_again(cache_at: Path) -> None:
     compiled_validator(SCHEMA, {}, "key")
     (stored,) = cache_at.glob("*/validator-*.bytecode")
-    for damage in (b"", b"garbage", stored.read_bytes()[:20]):
+    magic = importlib.util.MAGIC_NUMBER
+    wrong_entries = (marshal.dumps(("validate", "not code")), marshal.dumps(("nope", compile("x = 1", "", "exec"))),
+                     marshal.dumps(compile("x = 1", "", "exec")))
+    for damage in (b"", b"garbage", stored.read_bytes()[:20], *(magic + entry for entry in wrong_entries)):
         stored.write_bytes(damage)
         assert verdicts(compiled_validator(SCHEMA, {}, "key")) == EXPECTED
 
