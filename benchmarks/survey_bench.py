@@ -811,6 +811,25 @@ def _cached_corpus(kind: str, final: Path, params: dict[str, Any]) -> Corpus | N
     return Corpus(kind, final / "root", params, manifest, None)
 
 
+def _staging(workdir: Path, dirname: str) -> tuple[Path, Path]:
+    """A hidden folder beside the corpus's final place, and the `root` inside it to generate into."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dirname}.", dir=workdir))
+    root = tmp / "root"
+    root.mkdir()
+    return tmp, root
+
+
+def _publish(tmp: Path, final: Path, manifest: dict[str, Any], affected: Sequence[str]) -> None:
+    """Write the manifest and the affected list, then move the finished corpus into place in one rename."""
+    (tmp / "affected.txt").write_text("".join(a + "\n" for a in affected))
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    try:
+        tmp.rename(final)
+    except OSError:  # someone else generated it concurrently
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def ensure_single(workdir: Path, p: SingleParams, jobs: int) -> Corpus:
     final = workdir / p.dirname()
     cached = _cached_corpus("single", final, asdict(p))
@@ -818,10 +837,7 @@ def ensure_single(workdir: Path, p: SingleParams, jobs: int) -> Corpus:
         return cached
     log(f"generating {p.files} single-frame files into {final} ...")
     t0 = time.perf_counter()
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.dirname()}.", dir=workdir))
-    root = tmp / "root"
-    root.mkdir()
+    tmp, root = _staging(workdir, p.dirname())
     template = build_single_frame_template()
     plan = plan_single(p)
     with _pool(jobs, template, None) as pool:
@@ -847,12 +863,7 @@ def ensure_single(workdir: Path, p: SingleParams, jobs: int) -> Corpus:
         },
         "generation_s": round(elapsed, 2),
     }
-    (tmp / "affected.txt").write_text("".join(a + "\n" for a in total.affected))
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    try:
-        tmp.rename(final)
-    except OSError:  # someone else generated it concurrently
-        shutil.rmtree(tmp, ignore_errors=True)
+    _publish(tmp, final, manifest, total.affected)
     log(f"generated {total.files} files ({total.bytes / 2**20:.0f} MiB) in {elapsed:.1f} s")
     return Corpus("single", final / "root", asdict(p), manifest, elapsed)
 
@@ -864,10 +875,7 @@ def ensure_multi(workdir: Path, p: MultiParams, jobs: int) -> Corpus:
         return cached
     log(f"generating {p.files} enhanced multi-frame files ({p.frames} frames) into {final} ...")
     t0 = time.perf_counter()
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.dirname()}.", dir=workdir))
-    root = tmp / "root"
-    root.mkdir()
+    tmp, root = _staging(workdir, p.dirname())
     template = build_multiframe_template(p.frames)
     t_template = time.perf_counter() - t0
     with _pool(jobs, None, template, p.frames) as pool:
@@ -890,12 +898,7 @@ def ensure_multi(workdir: Path, p: MultiParams, jobs: int) -> Corpus:
         "template_s": round(t_template, 2),
         "generation_s": round(elapsed, 2),
     }
-    (tmp / "affected.txt").write_text("")
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    try:
-        tmp.rename(final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _publish(tmp, final, manifest, ())
     log(f"generated {total.files} files ({total.bytes / 2**20:.0f} MiB) in {elapsed:.1f} s "
         f"(template {t_template:.1f} s)")
     return Corpus("multiframe", final / "root", asdict(p), manifest, elapsed)
