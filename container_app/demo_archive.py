@@ -56,6 +56,13 @@ class DemoManifest:
     identifying_names: int
     resource_status: dict[str, str]  # scan ID -> XNAT request status after a survey
 
+    def expected_totals(self) -> dict[str, int]:
+        """The `totals` of a correct survey report of the session, by their names in the report."""
+        return {"files": self.total_files, "mismatchedFiles": self.mismatched, "duplicates": self.duplicate_groups,
+                "filesInDuplicates": self.files_in_duplicates,
+                "nonActionableDuplicates": self.nonactionable_duplicate_groups, "badFiles": self.bad_files,
+                "identifyingNames": self.identifying_names}
+
 
 def _study() -> InstanceSpec:
     """Study-level values shared by every instance of the demo session."""
