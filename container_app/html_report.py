@@ -31,8 +31,7 @@ import jinja2
 
 from container_app import __version__
 from container_app.compiled_cache import template_bytecode_cache
-from container_app.errors import ReportError
-from container_app.report import AtomicFile, RenderedResource, load_json_object
+from container_app.report import AtomicFile, RenderedResource
 
 HTML_REPORT = "report.html"
 SURVEY_REPORT = "survey-report.json"
@@ -716,81 +715,3 @@ def _mitigated_by_path(mitigation_report: Mapping[str, Any] | None) -> dict[str,
             if isinstance(resource, Mapping):
                 by_path[text(resource.get("path"))] = resource
     return by_path
-
-
-def write_html_report_from_file(out_dir: str, survey_report_path: str,
-                                mitigation_report: Mapping[str, Any] | None = None, *,
-                                mitigation_report_path: str | None = None) -> str:
-    """`write_html_report` for a `survey-report.json` on disk, read one resource at a time.
-
-    The survey writer puts each resource on a line of its own between the envelope's head and tail;
-    such a file is streamed, any other (a report reformatted by hand, say) is read whole.
-    """
-    by_path = _mitigated_by_path(mitigation_report)
-    writer = HtmlReportWriter(out_dir)
-    try:
-        envelope = _stream_resources(survey_report_path, lambda r: writer.add(r, by_path.pop(text(r.get("path")),
-                                                                                             None)))
-    except _NotStreamable:
-        writer.abort()
-        document = load_json_object(survey_report_path)
-        return write_html_report(out_dir, document, mitigation_report, mitigation_report_path=mitigation_report_path)
-    except BaseException:
-        writer.abort()
-        raise
-    for leftover in by_path.values():
-        writer.add(None, leftover)
-    return writer.finish(envelope, mitigation_report, mitigation_report_path)
-
-
-class _NotStreamable(Exception):
-    """The file is not laid out as the survey writer lays it out."""
-
-
-_RESOURCES_OPEN = '"resources": ['
-
-
-def _stream_resources(path: str, on_resource: Callable[[Mapping[str, Any]], None]) -> dict[str, Any]:
-    """Feed each resource of a survey report written by SurveyReportWriter to `on_resource`; return the
-    envelope (with `resources` empty). Raises _NotStreamable, before feeding any resource, when the
-    file is laid out otherwise."""
-    head: list[str] = []
-    tail: list[str] = []
-    state = "head"
-    fed = 0
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if state == "head":
-                    head.append(line)
-                    if line.strip() == _RESOURCES_OPEN:
-                        state = "resources"
-                elif state == "resources" and line.lstrip().startswith("{"):
-                    try:
-                        item = json.loads(line.rstrip().removesuffix(","))
-                    except json.JSONDecodeError:
-                        if fed == 0:  # resources spread over several lines: not the writer's layout
-                            raise _NotStreamable(path) from None
-                        raise
-                    if not isinstance(item, dict):
-                        raise ReportError(f"{path}: a resource that is not an object")
-                    on_resource(item)
-                    fed += 1
-                else:
-                    state = "tail"
-                    tail.append(line)
-    except OSError as exc:
-        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
-    if state == "head":
-        raise _NotStreamable(path)
-    try:
-        envelope = json.loads("".join(head) + "".join(tail))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path} is not a complete survey report: {exc}") from exc
-    if not isinstance(envelope, dict):
-        raise ReportError(f"{path} is not a survey report")
-    return envelope
-
-

@@ -16,7 +16,6 @@ import pytest
 
 from container_app.arguments import Common, DemoSettings
 from container_app.demo_archive import DEMO_PATIENT_NAME
-from container_app.errors import ReportError
 from container_app.html_report import (
     HTML_REPORT,
     MAX_ROWS,
@@ -24,7 +23,6 @@ from container_app.html_report import (
     environment,
     worst_status,
     write_html_report,
-    write_html_report_from_file,
 )
 from container_app.report import RenderedResource, resource_summary, validate
 from container_app.workflows import run_demo
@@ -344,17 +342,11 @@ def test_templates_are_autoescaped() -> None:
     assert template.render(value="<b>") == "&lt;b&gt;"
 
 
-@pytest.mark.parametrize("layout", ["as-written", "indented", "one-line"])
-def test_report_file_gives_the_same_page(demo: tuple[Path, dict[str, Any]], tmp_path: Path, layout: str) -> None:
+def test_the_survey_writes_the_page_of_its_report(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The page the survey wrote as resources arrived is the page of the finished report."""
     out, report = demo
-    source = out / "survey-report.json"
-    if layout != "as-written":
-        source = tmp_path / "copy.json"
-        source.write_text(json.dumps(report, indent=2 if layout == "indented" else None), "utf-8")
-    streamed = Path(write_html_report_from_file(str(tmp_path / "a"), str(source))).read_text("utf-8")
-    whole = Path(write_html_report(str(tmp_path / "b"), report)).read_text("utf-8")
-    assert streamed == whole
-    assert (out / "report.html").read_text("utf-8") == whole  # the page the survey wrote as resources arrived
+    whole = Path(write_html_report(str(tmp_path / "whole"), report)).read_text("utf-8")
+    assert (out / "report.html").read_text("utf-8") == whole
 
 
 def fed_as_surveyed(out: Path, report: dict[str, Any]) -> str:
@@ -370,19 +362,6 @@ def test_resources_fed_as_surveyed_give_the_same_page(tmp_path: Path, resources:
     report = synthetic_report(40, resources=resources)
     expected = Path(write_html_report(str(tmp_path / "whole"), report)).read_text("utf-8")
     assert fed_as_surveyed(tmp_path / "fed", report) == expected
-
-
-def test_report_file_that_is_broken_is_a_report_error(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
-    out, _ = demo
-    lines = (out / "survey-report.json").read_text("utf-8").splitlines(keepends=True)
-    index = next(i for i, line in enumerate(lines) if line.startswith("{")) + 1
-    broken = tmp_path / "broken.json"
-    broken.write_text("".join([*lines[:index], "{truncated\n"]), "utf-8")
-    with pytest.raises(ReportError, match="is not a JSON report"):
-        write_html_report_from_file(str(tmp_path / "out"), str(broken))
-    with pytest.raises(ReportError, match="cannot read report"):
-        write_html_report_from_file(str(tmp_path / "out"), str(tmp_path / "missing.json"))
-    assert not list((tmp_path / "out").iterdir())
 
 
 # --- escaping ----------------------------------------------------------------------------------------
