@@ -88,8 +88,6 @@ class Executor(Protocol):
 
     name: str
 
-    def execute(self, plan: ResourcePlan) -> ResourceResult: ...
-
     def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]: ...
 
 
@@ -231,9 +229,6 @@ class FilesystemExecutor:
 
     def _abs(self, rel: str) -> str:
         return os.path.join(self.root, *safe_relative(rel).split("/"))
-
-    def execute(self, plan: ResourcePlan) -> ResourceResult:
-        return self.execute_batch([plan])[0]
 
     def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]:
         """Mitigate several resources, each step done for all of them before the next step starts.
