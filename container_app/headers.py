@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import ModuleType
 from typing import Protocol
 
 import pydicom
@@ -231,26 +232,27 @@ class _AsciiFirstValues(Protocol):
                  values: dict[str, str], /) -> list[int]: ...
 
 
-def _load_walker() -> _Walker:
-    """The C walker when it was built and not turned off, else the Python loops.
+def _native_module() -> ModuleType | None:
+    """The C module (`_walk.c`) when it was built and not turned off, else None: the Python code then.
 
     The C walker also steps over undefined-length sequences that lie wholly in the buffer, so it may
     stop later than the Python loops; where either stops, `_Parser` carries on by the same rules, so
     the values read are the same (tests compare the two on every test file and on fuzzed ones).
     """
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
-        return _walk_python
+        return None
     try:
-        from container_app._walk import walk
+        from container_app import _walk as native
     except ImportError:
-        return _walk_python
-    return walk
+        return None
+    return native
 
 
-#: Set to 1 to run the pure-Python walker even where the C one is built (comparisons, benchmarks).
+#: Set to 1 to run the pure-Python code even where the C module is built (comparisons, benchmarks).
 PURE_PYTHON_ENV = "XNAT_RESOURCE_SURVEY_PURE_PYTHON"
-_walk = _load_walker()
-ACCELERATED = _walk is not _walk_python
+_NATIVE = _native_module()
+ACCELERATED = _NATIVE is not None
+_walk: _Walker = _NATIVE.walk if _NATIVE is not None else _walk_python
 
 
 class _Parser:
@@ -493,9 +495,8 @@ def _ascii_first_values_python(raw: dict[int, bytes], ascii_keywords: Mapping[in
     return left
 
 
-_ascii_first_values: _AsciiFirstValues = _ascii_first_values_python
-if ACCELERATED:  # the same build, the same switch
-    from container_app._walk import ascii_first_values as _ascii_first_values
+_ascii_first_values: _AsciiFirstValues = (_NATIVE.ascii_first_values if _NATIVE is not None
+                                          else _ascii_first_values_python)
 
 
 # --- the public entry points -----------------------------------------------------------------------
