@@ -252,11 +252,7 @@ class HtmlReportWriter:
     def add_rendered(self, rendered: RenderedResource) -> None:
         """A resource as the survey's workers hand it over: its summary is enough for the tables, and its
         JSON text is parsed only if the page has room for its detail section."""
-        summary = rendered.summary
-        outline = {"path": summary["path"], "identity": summary["identity"],
-                   "requestStatus": summary["requestStatus"], "xnat": summary["xnat"], "counts": summary["counts"],
-                   "catalog": {"missingFiles": summary["catalogMissingFiles"], "error": summary["catalogError"]}}
-        self.add(outline, details=lambda: json.loads(rendered.text))
+        self.add(rendered.summary, details=lambda: json.loads(rendered.text))
 
     def add(self, resource: Mapping[str, Any] | None, mitigation: Mapping[str, Any] | None = None, *,
             details: Callable[[], Mapping[str, Any]] | None = None) -> None:

@@ -278,7 +278,8 @@ class RenderedResource:
 
 
 def resource_summary(document: Mapping[str, Any]) -> dict[str, Any]:
-    """What the run's totals, the log and the HTML page's tables need of a resource's document."""
+    """What the run's totals, the log and the HTML page's tables need of a resource's document, laid out
+    as the document is (the catalog's `missingFiles` as a count), so the page takes it as the resource."""
     xnat = document["xnat"]
     return {
         "path": document["path"],
@@ -286,8 +287,7 @@ def resource_summary(document: Mapping[str, Any]) -> dict[str, Any]:
         "requestStatus": document["requestStatus"],
         "xnat": {k: v for k, v in xnat.items() if k.startswith("total")},
         "counts": document["counts"],
-        "catalogMissingFiles": len(document["catalog"]["missingFiles"]),
-        "catalogError": document["catalog"]["error"],
+        "catalog": {"missingFiles": len(document["catalog"]["missingFiles"]), "error": document["catalog"]["error"]},
     }
 
 
@@ -323,7 +323,7 @@ class Totals:
         c["nonActionableDuplicates"] += xnat["totalNonActionableDuplicates"]
         c["filesInNonActionableDuplicates"] += xnat["totalFilesInNonActionableDuplicates"]
         c["identifyingNames"] += document["counts"]["identifyingName"]
-        c["catalogEntriesMissingFile"] += document["catalogMissingFiles"]
+        c["catalogEntriesMissingFile"] += document["catalog"]["missingFiles"]
 
     def as_dict(self) -> dict[str, int]:
         keys = ("resources", "files", "conforming", "divergent", "noncompliant", "badFiles", "mismatchedFiles",
