@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,6 @@ if c_walk is None:
         pytest.fail("the C walker was not built (no C compiler?): CI must compare it with the Python walker",
                     pytrace=False)
     pytestmark = pytest.mark.skip(reason="the C walker is not built here")
-
-
-@pytest.fixture
-def python_walker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(headers, "_walk", headers._walk_python)
-    yield
 
 
 def outcome(path: Path, plan: ReadPlan, native: bool) -> tuple[Any, ...]:
