@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "container_app._walk",
-            sources=["container_app/_walk.c"],
+            "container_app.survey.dicom._walk",
+            sources=["container_app/survey/dicom/_walk.c"],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         )

@@ -59,7 +59,7 @@ EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 # InstanceNumber (everything XNAT's default name template needs).
 PEER_TAGS = ("0008,0016", "0008,0018", "0020,000d", "0020,0011", "0020,0013")
 
-# Set to 1 in our survey's environment to turn its C element walker off (container_app.headers)
+# Set to 1 in our survey's environment to turn its C element walker off (container_app.survey.dicom.headers)
 PURE_PYTHON_ENV = "XNAT_RESOURCE_SURVEY_PURE_PYTHON"
 
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -1210,11 +1210,11 @@ def ours_command(venv: Path) -> tuple[list[str] | None, dict[str, str], str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env.pop("PYTHONHASHSEED", None)
-    probe = subprocess.run([str(py), "-c", "import container_app.cli"], env=env, capture_output=True,
+    probe = subprocess.run([str(py), "-c", "import container_app.cli.main"], env=env, capture_output=True,
                            text=True, cwd=REPO)
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-        return None, env, f"container_app.cli is not importable with {py} ({last})"
+        return None, env, f"container_app.cli.main is not importable with {py} ({last})"
     script = venv / "bin" / "xnat-resource-survey"
     if script.exists():
         return [str(script)], env, ""
@@ -1584,7 +1584,8 @@ def ours_walker(venv: Path, env: dict[str, str] | None) -> str:
     if not py.exists():
         return "?"
     try:
-        r = subprocess.run([str(py), "-c", "from container_app import headers; print(headers.ACCELERATED)"],
+        probe = "from container_app.survey.dicom import headers; print(headers.ACCELERATED)"
+        r = subprocess.run([str(py), "-c", probe],
                            env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return "?"

@@ -208,7 +208,8 @@ def report_schema() -> Callable[[dict[str, Any]], None]:
     """Validate a whole survey report against the shipped schema, read straight from the file."""
     import jsonschema
 
-    schema = json.loads((REPO / "container_app" / "schemas" / "survey-report.schema.json").read_text("utf-8"))
+    shipped = REPO / "container_app" / "reports" / "schemas" / "survey-report.schema.json"
+    schema = json.loads(shipped.read_text("utf-8"))
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
     validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
@@ -226,9 +227,9 @@ SurveyLib = Callable[..., dict[str, Any]]
 @pytest.fixture
 def survey_lib(tmp_path: Path) -> SurveyLib:
     """Survey in-process with `workflows.survey_archive`; returns the report document."""
-    from container_app.arguments import Common, SurveySettings
-    from container_app.naming import DEFAULT_TEMPLATE, parse_template
-    from container_app.workflows import survey_archive
+    from container_app.cli.settings import Common, SurveySettings
+    from container_app.cli.workflows import survey_archive
+    from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
 
     counter = [0]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from container_app.html_report import write_html_report
-from container_app.rollup import build_rollup, write_rollup
+from container_app.reports.html.writer import write_html_report
+from container_app.reports.rollup import build_rollup, write_rollup
 from tests.test_html_report import Dom, Element, expected_counts, make_demo, page_counts
 
 pytestmark = pytest.mark.browser
@@ -112,7 +112,7 @@ def test_browser_screenshot_is_kept(chromium: str, demo: tuple[Path, dict[str, A
 def test_browser_shows_the_restore_command_after_a_mitigation(chromium: str, tmp_path: Path) -> None:
     import json
 
-    from container_app.cli import main
+    from container_app.cli.main import main
 
     out = tmp_path / "run"
     survey = make_demo(out)

@@ -8,7 +8,7 @@ from html import escape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from container_app.catalog import CATALOG_NS, rewrite_entries
+from container_app.survey.catalog import CATALOG_NS, rewrite_entries
 
 #: File names as archives hold them, including characters XML must escape and names inside other names.
 NAMES = st.text(alphabet=st.sampled_from("ab.-_&'\"<>é1"), min_size=1, max_size=8)
@@ -62,7 +62,7 @@ def test_small_and_large_catalogs_read_alike(names: list[str], project: str) -> 
     import tempfile
     from unittest import mock
 
-    from container_app import catalog as module
+    from container_app.survey import catalog as module
 
     text = catalog(names, ['"'] * len(names)).replace(
         "<cat:entries>", f'<cat:metaFields><cat:metaField name="PROJECT">{escape(project)}</cat:metaField>'
@@ -82,7 +82,7 @@ def reference_rewrite(text: str, renames: dict[str, str], removals: frozenset[st
     """Every entry parsed, no shortcut: what rewrite_entries must equal."""
     import re
 
-    from container_app import catalog as module
+    from container_app.survey import catalog as module
 
     counts = [0, 0]
 

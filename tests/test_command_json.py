@@ -108,7 +108,7 @@ def test_inputs_map_onto_the_cli() -> None:
 
 def test_template_default_is_xnats_default() -> None:
     assert INPUTS["template"]["default-value"] == XNAT_DEFAULT_TEMPLATE
-    naming = pytest.importorskip("container_app.naming")
+    naming = pytest.importorskip("container_app.core.naming")
     assert naming.DEFAULT_TEMPLATE == XNAT_DEFAULT_TEMPLATE
 
 
@@ -374,7 +374,7 @@ LAUNCHES: list[dict[str, str]] = [
 
 
 def _cli_parser() -> Any:
-    arguments = pytest.importorskip("container_app.arguments", reason="the CLI's parser is not written yet")
+    arguments = pytest.importorskip("container_app.cli.settings", reason="the CLI's parser is not written yet")
     return arguments.build_parser()
 
 
@@ -407,7 +407,7 @@ def test_wrapper_command_line_parses(wrapper: str, values: dict[str, str]) -> No
 @pytest.mark.parametrize("mode", ["survey", "mitigate"])
 def test_settings_accept_the_default_launch(mode: str) -> None:
     """Beyond argparse: the CLI's settings (template parsed, labels split) accept the default launch."""
-    arguments = pytest.importorskip("container_app.arguments")
+    arguments = pytest.importorskip("container_app.cli.settings")
     argv = launch.container_argv(COMMAND, "resource-survey-session", {"mode": mode})
     settings = arguments.parse_settings(argv[1:])
     survey = getattr(settings, "survey", settings)
@@ -440,7 +440,7 @@ def test_wrappers_pass_their_xnat_object_to_the_tool(wrapper: str, derived: str,
     assert (spec["type"], spec["command-line-flag"], spec["command-line-separator"]) == ("string", flag, "=")
     assert spec.get("default-value") in (None, "")  # blank unless a wrapper fills it: no flag at all then
     # XNAT fills the derived value into the command input; the CLI accepts it in both modes
-    arguments = pytest.importorskip("container_app.arguments")
+    arguments = pytest.importorskip("container_app.cli.settings")
     for mode in ("survey", "mitigate"):
         argv = launch.container_argv(COMMAND, wrapper, {"mode": mode, command_input: value})
         assert f"{flag}={value}" in argv
@@ -450,6 +450,6 @@ def test_wrappers_pass_their_xnat_object_to_the_tool(wrapper: str, derived: str,
 
 
 def test_the_scan_uri_xnat_derives_names_session_and_scan() -> None:
-    executor = pytest.importorskip("container_app.xnat_executor")
+    executor = pytest.importorskip("container_app.mitigation.xnat.executor")
     for uri in ("/experiments/XNAT_E00001/scans/5", "/archive/experiments/XNAT_E00001/scans/5"):
         assert executor.parse_scan_uri(uri) == ("XNAT_E00001", "5")

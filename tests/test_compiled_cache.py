@@ -12,8 +12,8 @@ from typing import Any
 import fastjsonschema
 import pytest
 
-from container_app import compiled_cache
-from container_app.compiled_cache import CACHE_ENV, cache_folder, compiled_validator, template_bytecode_cache
+from container_app.support import compiled_cache
+from container_app.support.compiled_cache import CACHE_ENV, cache_folder, compiled_validator, template_bytecode_cache
 
 SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -143,7 +143,7 @@ def test_templates_are_cached_and_render_the_same(cache_at: Path) -> None:
 
 def test_the_package_schemas_with_ids_and_references(cache_at: Path) -> None:
     """The report schemas have an $id (which names the generated function) and $refs between definitions."""
-    from container_app import report
+    from container_app.reports import survey as report
 
     report._fast_validator.cache_clear()
     try:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMAND = json.loads((ROOT / "command.json").read_text(encoding="utf-8"))
 LOCAL_IMAGE_SH = Path(os.environ.get("LOCAL_IMAGE_SH", "/work/shared/tools/local-image.sh"))
 TAG = "localhost/xnat-resource-survey:pytest"
-SCHEMA = ROOT / "container_app" / "schemas" / "survey-report.schema.json"
+SCHEMA = ROOT / "container_app" / "reports" / "schemas" / "survey-report.schema.json"
 REQUIRED_OUTPUTS = {"survey-report.json", "survey-summary.csv"}
 OPTIONAL_OUTPUTS = {"report.html", "rollup.json", "rollup.csv", "rollup.html"}  # roll-up: project runs
 XNAT_ENV = {"XNAT_HOST": "http://localhost:1", "XNAT_USER": "u", "XNAT_PASS": "p"}
@@ -207,7 +207,7 @@ def statuses_by_scan(report: Mapping[str, Any]) -> dict[str, str]:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Any:
-    demo_archive = pytest.importorskip("container_app.demo_archive")
+    demo_archive = pytest.importorskip("container_app.demo.archive")
     return demo_archive.build_demo_archive(tmp_path / "archive")
 
 
@@ -239,7 +239,7 @@ def test_no_compilers_or_pip_caches(engine: Engine, image: str) -> None:
 
 def test_the_image_runs_the_c_walker(engine: Engine, image: str) -> None:
     """The build stage had a compiler (from Debian's mirror) and the final stage keeps only the module."""
-    code = "from container_app import headers; print(headers.ACCELERATED)"
+    code = "from container_app.survey.dicom import headers; print(headers.ACCELERATED)"
     proc = engine.podman("run", "--rm", "--entrypoint", "/opt/xnat-resource-survey/bin/python", image, "-c", code)
     assert (proc.returncode, proc.stdout.strip()) == (0, "True"), proc.stderr
 
@@ -275,7 +275,7 @@ def test_scan_wrapper(engine: Engine, image: str, demo: Any, tmp_path: Path) -> 
 
 
 def test_project_wrapper(engine: Engine, image: str, demo: Any, tmp_path: Path) -> None:
-    synth = pytest.importorskip("container_app.synth")
+    synth = pytest.importorskip("container_app.demo.synth")
     project, second = demo.layout.project, "DEMO_MR2"
     study = synth.InstanceSpec(
         sop_instance_uid=synth.uid(project, second, "x"), study_instance_uid=synth.uid(project, second, "study")
@@ -347,7 +347,7 @@ def test_mitigate_dry_run_leaves_the_read_only_mount_alone(
     engine: Engine, image: str, demo: Any, tmp_path: Path
 ) -> None:
     if not (ROOT / "container_app" / "mitigate.py").is_file():  # what the image was built from
-        pytest.skip("mitigation is not implemented yet (container_app/mitigate.py)")
+        pytest.skip("mitigation is not implemented yet (container_app/mitigation/run.py)")
     before = snapshot(demo.session_root)
     out = tmp_path / "out"
     run = run_as_xnat(

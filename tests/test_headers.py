@@ -20,14 +20,15 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from container_app import headers, synth
-from container_app.classify import classify
-from container_app.discover import Selection
-from container_app.headers import ReadPlan, check_content, read_header, survey_file
-from container_app.naming import DEFAULT_TEMPLATE, parse_template
-from container_app.records import FileRecord, FileStatus, Reason
-from container_app.survey import SurveyRequest, plan_resources, run
-from container_app.synth import InstanceSpec, TruncateAt
+from container_app.core.classify import classify
+from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
+from container_app.core.records import FileRecord, FileStatus, Reason
+from container_app.demo import synth
+from container_app.demo.synth import InstanceSpec, TruncateAt
+from container_app.survey.dicom import headers
+from container_app.survey.dicom.headers import ReadPlan, check_content, read_header, survey_file
+from container_app.survey.discover import Selection
+from container_app.survey.pipeline import SurveyRequest, plan_resources, run
 
 DEFAULT = parse_template(DEFAULT_TEMPLATE)
 PLAN = ReadPlan.for_keywords(DEFAULT.keywords)

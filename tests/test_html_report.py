@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from container_app.arguments import Common, DemoSettings
-from container_app.demo_archive import DEMO_PATIENT_NAME
-from container_app.html_report import (
+from container_app.cli.settings import Common, DemoSettings
+from container_app.cli.workflows import run_demo
+from container_app.demo.archive import DEMO_PATIENT_NAME
+from container_app.reports.html.writer import (
     HTML_REPORT,
     MAX_ROWS,
     HtmlReportWriter,
@@ -24,8 +25,7 @@ from container_app.html_report import (
     worst_status,
     write_html_report,
 )
-from container_app.report import RenderedResource, resource_summary, validate
-from container_app.workflows import run_demo
+from container_app.reports.survey import RenderedResource, resource_summary, validate
 
 # --- reading the page back -------------------------------------------------------------------------
 
@@ -426,7 +426,7 @@ def test_page_stays_small_for_many_resources(tmp_path: Path, long_names: bool) -
 
 @pytest.fixture(scope="module")
 def mitigated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    from container_app.cli import main
+    from container_app.cli.main import main
 
     out = tmp_path_factory.mktemp("mitigated")
     survey = make_demo(out)

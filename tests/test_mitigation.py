@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from container_app import synth
-from container_app.synth import CopyKind, CopySpec, FileSpec, InstanceSpec, Naming, ScanSpec
+from container_app.demo import synth
+from container_app.demo.synth import CopyKind, CopySpec, FileSpec, InstanceSpec, Naming, ScanSpec
 
 HERE = Path(__file__).parent
 CONFORMANCE = next((p for p in (HERE / "data" / "conformance", HERE.parent.parent / "shared" / "conformance")

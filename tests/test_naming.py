@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from container_app import synth
-from container_app.errors import TemplateError, UsageError
-from container_app.naming import (
+from container_app.core.errors import TemplateError, UsageError
+from container_app.core.naming import (
     DEFAULT_TEMPLATE,
     MAX_NAME_BYTES,
     base36,
@@ -24,6 +23,7 @@ from container_app.naming import (
     parse_template,
     unsafe_name_reason,
 )
+from container_app.demo import synth
 
 DEFAULT = parse_template(DEFAULT_TEMPLATE)
 MR = "1.2.840.10008.5.1.4.1.1.4"

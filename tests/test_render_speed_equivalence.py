@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from container_app.classify import classify
-from container_app.errors import ReportValidationError
-from container_app.naming import DEFAULT_TEMPLATE, is_legacy_name, legacy_hash, parse_template
-from container_app.records import FileRecord, HeaderValues, Resource, ResourceIdentity
-from container_app.report import (
+from container_app.core.classify import classify
+from container_app.core.errors import ReportValidationError
+from container_app.core.naming import DEFAULT_TEMPLATE, is_legacy_name, legacy_hash, parse_template
+from container_app.core.records import FileRecord, HeaderValues, Resource, ResourceIdentity
+from container_app.reports.survey import (
     SCHEMAS,
     _fast_validator,
     load_schema,
@@ -104,7 +104,7 @@ def test_compiling_the_fast_validators_leaves_the_shared_schemas_untouched() -> 
     for name in SCHEMAS:
         for definition in (None, "resource", "file") if name == SCHEMA else (None,):
             _fast_validator(name, definition)
-        shipped = Path(__file__).parent.parent / "container_app" / "schemas" / name
+        shipped = Path(__file__).parent.parent / "container_app" / "reports" / "schemas" / name
         assert load_schema(name) == json.loads(shipped.read_text("utf-8")), name
 
 

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from container_app.errors import ReportError
-from container_app.report import validate
-from container_app.rollup import (
+from container_app.core.errors import ReportError
+from container_app.reports.rollup import (
     CSV_COLUMNS,
     ROLLUP_SCHEMA,
     SUMMARY_FIELDS,
@@ -23,6 +22,7 @@ from container_app.rollup import (
     load_report,
     write_rollup,
 )
+from container_app.reports.survey import validate
 from tests.conftest import CliRunner
 from tests.test_html_report import Dom, make_demo, synthetic_report
 
@@ -108,7 +108,7 @@ def test_a_later_survey_of_the_same_session_replaces_the_earlier(demo_report: di
 @pytest.fixture(scope="module")
 def mitigated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo surveyed into OUT and mitigated into OUT/mitigation, as the CLI does it."""
-    from container_app.cli import main
+    from container_app.cli.main import main
 
     out = tmp_path_factory.mktemp("mitigated")
     make_demo(out)
@@ -255,7 +255,7 @@ def test_cli_rollup_errors_are_clear(cli: CliRunner, tmp_path: Path) -> None:
 
 
 def test_schema_rejects_unknown_and_missing_fields(demo_report: dict[str, Any]) -> None:
-    from container_app.errors import ReportValidationError
+    from container_app.core.errors import ReportValidationError
 
     rollup = build_rollup([demo_report])
     mutations: list[Callable[[dict[str, Any]], object]] = [

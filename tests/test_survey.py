@@ -14,12 +14,12 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from container_app import synth
-from container_app.arguments import Common, SurveySettings
-from container_app.demo_archive import DEMO_PROJECT, DEMO_SESSION, build_demo_archive
-from container_app.discover import Selection, discover
-from container_app.naming import DEFAULT_TEMPLATE, parse_template
-from container_app.synth import (
+from container_app.cli.settings import Common, SurveySettings
+from container_app.cli.workflows import survey_archive
+from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
+from container_app.demo import synth
+from container_app.demo.archive import DEMO_PROJECT, DEMO_SESSION, build_demo_archive
+from container_app.demo.synth import (
     CopyKind,
     CopySpec,
     ExtraFile,
@@ -32,7 +32,7 @@ from container_app.synth import (
     ScanSpec,
     SessionSpec,
 )
-from container_app.workflows import survey_archive
+from container_app.survey.discover import Selection, discover
 
 MR = synth.MR_IMAGE_STORAGE
 STUDY = InstanceSpec(sop_instance_uid=synth.uid("survey", "placeholder"),

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import structlog
 
-from container_app import __version__, synth
-from container_app.cli import main as cli_main
-from container_app.demo_archive import build_demo_archive
-from container_app.synth import ExtraFile, ExtraKind, InstanceSpec, ResourceSpec, ScanSpec, SessionSpec
+from container_app import __version__
+from container_app.cli.main import main as cli_main
+from container_app.demo import synth
+from container_app.demo.archive import build_demo_archive
+from container_app.demo.synth import ExtraFile, ExtraKind, InstanceSpec, ResourceSpec, ScanSpec, SessionSpec
 
 #: XNAT's own CSV header for survey reports (xnat-web ResourceSurveyReport CSV_HEADER).
 XNAT_CSV_COLUMNS = ["projectId", "subjectId", "experimentId", "scanId", "resourceId", "resourceLabel", "resourceUri",

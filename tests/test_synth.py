@@ -26,9 +26,10 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from container_app import naming, synth
-from container_app.demo_archive import DEMO_PATIENT_NAME, build_demo_archive
-from container_app.synth import (
+from container_app.core import naming
+from container_app.demo import synth
+from container_app.demo.archive import DEMO_PATIENT_NAME, build_demo_archive
+from container_app.demo.synth import (
     CopyKind,
     CopySpec,
     ExtraFile,

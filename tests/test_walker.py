@@ -1,6 +1,6 @@
 """The C element walker against the pure-Python one: the same values and verdicts on every file.
 
-The C walker (container_app/_walk.c) is an optional build; where it is missing these tests are
+The C walker (container_app/survey/dicom/_walk.c) is an optional build; where it is missing these tests are
 skipped, except under CI, where a missing build is a failure: the comparison must really run.
 """
 
@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_files
 
-from container_app import headers, synth
-from container_app.headers import ReadPlan, check_content, read_header
-from container_app.naming import DEFAULT_TEMPLATE, parse_template
+from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
+from container_app.demo import synth
+from container_app.survey.dicom import headers
+from container_app.survey.dicom.headers import ReadPlan, check_content, read_header
 from tests.test_headers import BASE, ENCODINGS
 
 DEFAULT = parse_template(DEFAULT_TEMPLATE)
@@ -31,8 +32,8 @@ WIDE_PLAN = ReadPlan.for_keywords([*DEFAULT.keywords, "Rows", "Columns", "Number
                                    "WaveformSampleInterpretation"])
 
 try:
-    from container_app._walk import ascii_first_values as c_ascii_first_values
-    from container_app._walk import walk as c_walk
+    from container_app.survey.dicom._walk import ascii_first_values as c_ascii_first_values
+    from container_app.survey.dicom._walk import walk as c_walk
 except ImportError:  # pragma: no cover - depends on the build
     c_walk = c_ascii_first_values = None
 
@@ -95,7 +96,7 @@ def test_ascii_first_values_in_c_and_python(raw: dict[int, bytes]) -> None:
 
 
 def test_the_environment_turns_it_off() -> None:
-    code = "from container_app import headers; print(headers.ACCELERATED)"
+    code = "from container_app.survey.dicom import headers; print(headers.ACCELERATED)"
     env = {**os.environ, headers.PURE_PYTHON_ENV: "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from container_app.xnat_client import Redactor, RetryPolicy, display_path, public_url
-from container_app.xnat_executor import BACKUP_RESOURCE, compare_surveys, parse_scan_uri
+from container_app.mitigation.xnat.client import Redactor, RetryPolicy, display_path, public_url
+from container_app.mitigation.xnat.executor import BACKUP_RESOURCE, compare_surveys, parse_scan_uri
 
 standin_package = pytest.importorskip("tests.xnat_standin", reason="the XNAT stand-in is not there")
 run_standin = standin_package.run_standin
@@ -597,8 +597,8 @@ def test_scan_uris() -> None:
 
 
 def test_survey_comparison_tells_template_from_disagreement() -> None:
-    from container_app.plan import FileState, ResourcePlan
-    from container_app.records import RequestStatus
+    from container_app.core.plan import FileState, ResourcePlan
+    from container_app.core.records import RequestStatus
 
     plan = ResourcePlan("SCANS/5/DICOM", {}, None, RequestStatus.DIVERGENT, (), (),
                         tuple(FileState(f"SCANS/5/DICOM/{n}", 1, 1, None) for n in ("a.dcm", "b.dcm")), 0, 0)
@@ -616,8 +616,8 @@ def test_survey_comparison_tells_template_from_disagreement() -> None:
 
 
 def test_auto_picks_xnat_inside_xnat_on_a_read_only_mount(monkeypatch: pytest.MonkeyPatch) -> None:
-    from container_app.arguments import parse_settings
-    from container_app.mitigate import _wants_xnat
+    from container_app.cli.settings import parse_settings
+    from container_app.mitigation.run import _wants_xnat
 
     settings = parse_settings(["mitigate", "/input", "--output", "/output"])
     monkeypatch.setenv("XNAT_HOST", "http://xnat")

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pydicom
 
-from container_app import naming
+from container_app.core import naming
 from tests.xnat_standin import catalogs, schema
 from tests.xnat_standin.archive import (
     RESOURCE_XSI_TYPE,

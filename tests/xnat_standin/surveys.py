@@ -5,7 +5,7 @@ CREATED -> QUEUED_FOR_SURVEY -> SURVEYING -> DIVERGENT | CONFORMING | NONCOMPLIA
 QUEUED_FOR_MITIGATION -> MITIGATING -> CONFORMING | NONCOMPLIANT | ERROR.
 
 The survey reads the catalog's `cat:dcmEntry` entries only (as XNAT does), computes each file's
-expected name with `container_app.naming`, and groups by (SOPClassUID, SOPInstanceUID). Entries whose
+expected name with `container_app.core.naming`, and groups by (SOPClassUID, SOPInstanceUID). Entries whose
 file is missing, or whose catalog UID differs from the header, vanish from the report as they do in
 XNAT. Mitigation renames entries in place (they stay `cat:dcmEntry` with `UID` and `instanceNumber`),
 backs files up under the cache folder, keeps the newest file of a duplicate group and removes the rest.
@@ -28,8 +28,8 @@ from typing import Any
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-from container_app import naming
-from container_app.records import RequestStatus
+from container_app.core import naming
+from container_app.core.records import RequestStatus
 from tests.xnat_standin import catalogs
 from tests.xnat_standin.archive import SESSION_XSI_TYPE, Archive, Resource, StandInError
 

@@ -1,0 +1,248 @@
+"""Classifying a resource's files as XNAT does, then the findings XNAT's survey misses. Pure.
+
+XNAT groups readable files by (SOPClassUID, SOPInstanceUID): a group of one whose name is not
+the expected name is a mismatch; a group of several sharing one expected name is an actionable
+duplicate; a group whose expected names differ is a non-actionable duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from container_app.core.naming import NamingTemplate, is_legacy_name, unsafe_name_reason
+from container_app.core.records import BAD_REASONS, FileRecord, FileStatus, Reason, RequestStatus, Resource
+from container_app.survey.dicom.headers import IDENTIFYING_KEYWORDS, UID_KEYWORDS, ContentCheck
+
+UidPair = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FileFinding:
+    """One file's place in the survey."""
+
+    record: FileRecord
+    status: FileStatus
+    expected_name: str | None
+    reasons: tuple[Reason, ...]
+    detail: str | None = None
+    identifying_tags: tuple[str, ...] = ()  # tag keywords whose values appear in the name; never the values
+    sha256: str | None = None
+    intact: bool | None = None  # None when the content was not checked
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def uids(self) -> UidPair | None:
+        header = self.record.header
+        if header is None or self.status is FileStatus.BAD:
+            return None
+        return header.values["SOPClassUID"], header.values["SOPInstanceUID"]
+
+    @property
+    def needs_content_check(self) -> bool:
+        """Files a mitigation would touch or compare: hashed, so a mitigation can tell if they changed."""
+        return self.status in (FileStatus.MISMATCHED, FileStatus.DUPLICATE, FileStatus.NONACTIONABLE_DUPLICATE)
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateGroup:
+    sop_class_uid: str
+    sop_instance_uid: str
+    actionable: bool
+    members: tuple[str, ...]  # file names, sorted
+    identical: bool | None = None  # all members byte-identical (sha256); None until checked
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogFinding:
+    """A catalog entry that points at nothing."""
+
+    uri: str
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFindings:
+    resource: Resource
+    files: tuple[FileFinding, ...]
+    groups: tuple[DuplicateGroup, ...]
+    catalog_findings: tuple[CatalogFinding, ...]
+
+    @property
+    def status(self) -> RequestStatus:
+        """XNAT's request status after a survey."""
+        if any(f.status in (FileStatus.BAD, FileStatus.MISMATCHED, FileStatus.DUPLICATE) for f in self.files):
+            return RequestStatus.DIVERGENT
+        if any(g for g in self.groups if not g.actionable):
+            return RequestStatus.NONCOMPLIANT
+        return RequestStatus.CONFORMING
+
+    def to_check(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files if f.needs_content_check)
+
+
+def classify(resource: Resource, records: Sequence[FileRecord], template: NamingTemplate) -> ResourceFindings:
+    """Classify one resource's files (no content checks yet: see `with_content_checks`)."""
+    catalog_uids = {e.uri: e.uid for e in resource.catalog_entries or ()}
+    template_identifies = any(k in IDENTIFYING_KEYWORDS for k in template.keywords)
+    expected: dict[str, str] = {}
+    bad: dict[str, tuple[Reason, str | None]] = {}
+    groups: dict[UidPair, list[str]] = {}
+    for record in records:
+        if record.is_bad or record.header is None:
+            first = next((r for r in record.reasons if r in BAD_REASONS), Reason.NOT_DICOM)
+            bad[record.name] = (first, record.detail)
+            continue
+        name = template.render(record.header.values)
+        problem = unsafe_name_reason(name)
+        if problem is not None:
+            bad[record.name] = (Reason.UNSAFE_NAME_VALUE, f"the expected name would be unsafe: {problem}")
+            continue
+        expected[record.name] = name
+        values = record.header.values
+        groups.setdefault((values["SOPClassUID"], values["SOPInstanceUID"]), []).append(record.name)
+
+    findings: list[FileFinding] = []
+    duplicate_groups: list[DuplicateGroup] = []
+    status_of: dict[str, FileStatus] = {}
+    for (class_uid, instance_uid), members in groups.items():
+        if len(members) == 1:
+            only = members[0]
+            status_of[only] = FileStatus.CONFORMING if expected[only] == only else FileStatus.MISMATCHED
+            continue
+        actionable = len({expected[m] for m in members}) == 1
+        duplicate_groups.append(DuplicateGroup(class_uid, instance_uid, actionable, tuple(sorted(members))))
+        for member in members:
+            status_of[member] = FileStatus.DUPLICATE if actionable else FileStatus.NONACTIONABLE_DUPLICATE
+
+    has_catalog = resource.catalog_entries is not None
+    for record in records:
+        name, header = record.name, record.header
+        extra = list(record.reasons)
+        if has_catalog:
+            if name not in catalog_uids:
+                extra.append(Reason.NOT_IN_CATALOG)
+            else:
+                catalog_uid = catalog_uids[name]
+                if header is not None and catalog_uid is not None and catalog_uid != header.get("SOPInstanceUID"):
+                    extra.append(Reason.CATALOG_UID_MISMATCH)
+        # A file at its expected name holds only what the template puts there: with no identifying
+        # keyword in the template, there is nothing to find (and most files of an archive are such).
+        named_by_template = expected.get(name) == name and not template_identifies
+        tags = () if named_by_template else identifying_tags(record)
+        if tags:
+            extra.append(Reason.IDENTIFYING_NAME)
+        bad_reason = bad.get(name)
+        if bad_reason is not None:
+            reason, detail = bad_reason
+            if reason not in extra:
+                extra.insert(0, reason)
+            findings.append(FileFinding(record, FileStatus.BAD, None, tuple(extra), detail, tags))
+            continue
+        status = status_of[name]
+        if header is not None and is_legacy_name(name, header.get("SOPClassUID"), header.get("SOPInstanceUID")):
+            extra.append(Reason.LEGACY_NAME)
+        status_reason = _STATUS_REASON.get(status)
+        if status_reason is not None:
+            extra.insert(0, status_reason)
+        findings.append(FileFinding(record, status, expected[name], tuple(extra), None, tags))
+
+    on_disk = {r.name for r in records}
+    catalog_findings = tuple(
+        CatalogFinding(e.uri, Reason.CATALOG_ENTRY_MISSING_FILE)
+        for e in resource.catalog_entries or ()
+        if e.uri not in on_disk
+    )
+    duplicate_groups.sort(key=lambda g: (g.sop_class_uid, g.sop_instance_uid))
+    return ResourceFindings(resource, tuple(findings), tuple(duplicate_groups), catalog_findings)
+
+
+_STATUS_REASON = {
+    FileStatus.MISMATCHED: Reason.NAME_MISMATCH,
+    FileStatus.DUPLICATE: Reason.DUPLICATE,
+    FileStatus.NONACTIONABLE_DUPLICATE: Reason.NONACTIONABLE_DUPLICATE,
+}
+
+
+def with_content_checks(findings: ResourceFindings, checks: Mapping[str, ContentCheck]) -> ResourceFindings:
+    """Add sha256 and integrity to the files that were checked, and tell identical duplicates from differing ones."""
+    files: list[FileFinding] = []
+    groups = []
+    for group in findings.groups:
+        digests = {checks[m].sha256 for m in group.members if m in checks}
+        identical = len(digests) == 1 if len(digests) and all(m in checks for m in group.members) else None
+        groups.append(replace(group, identical=identical))
+    identical_of = {m: g.identical for g in groups for m in g.members}
+    for finding in findings.files:
+        check = checks.get(finding.name)
+        if check is None:
+            files.append(finding)
+            continue
+        reasons = list(finding.reasons)
+        if not check.intact:
+            reasons.append(Reason.PIXEL_DATA_TRUNCATED)
+        same = identical_of.get(finding.name)
+        if same is not None:
+            reasons.append(Reason.DUPLICATE_IDENTICAL if same else Reason.DUPLICATE_DIFFERENT)
+        files.append(replace(finding, reasons=tuple(reasons), sha256=check.sha256, intact=check.intact,
+                             detail=finding.detail or check.detail))
+    return replace(findings, files=tuple(files), groups=tuple(groups))
+
+
+# --- names that disclose who the patient is ------------------------------------------------------
+
+_NAME_DELIMITERS = r"[._\-^ =]"
+_MIN_LENGTH = 3
+_MIN_DIGITS_ONLY = 6
+
+
+def _candidate_values(keyword: str, value: str) -> list[str]:
+    if keyword == "PatientName":
+        pieces = [p for p in re.split(r"[\^=]", value) if p.strip()]
+        return [value, *pieces]
+    return [value]
+
+
+_LEGACY_UNSAFE = re.compile(r"[^a-z0-9_.-]")
+
+
+@lru_cache(maxsize=4096)
+def _as_token(value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?:^|{_NAME_DELIMITERS}){re.escape(value)}(?:$|{_NAME_DELIMITERS})")
+
+
+def identifying_tags(record: FileRecord) -> tuple[str, ...]:
+    """Keywords of identifying elements whose values appear in the file's name, as whole tokens.
+
+    Also matches the forms the legacy namer wrote (characters outside [A-Za-z0-9_.-] became `_`).
+    The instance's own UIDs are blanked out of the name first (an accession number may well be a
+    component of the Study Instance UID), and short values and short numbers are ignored: they
+    would match counters by chance.
+    """
+    if record.header is None:
+        return ()
+    name = record.name.lower()
+    for keyword in UID_KEYWORDS:
+        uid = record.header.get(keyword)
+        if uid:
+            name = name.replace(uid.lower(), "#")
+    found: list[str] = []
+    for keyword in IDENTIFYING_KEYWORDS:
+        value = record.header.get(keyword)
+        if not value:
+            continue
+        for candidate in _candidate_values(keyword, value):
+            candidate = candidate.strip().lower()
+            if len(candidate) < _MIN_LENGTH or (candidate.isdigit() and len(candidate) < _MIN_DIGITS_ONLY):
+                continue
+            forms = {candidate, _LEGACY_UNSAFE.sub("_", candidate)}
+            # A plain substring test first: the boundary regex runs only for the rare names that hold the value.
+            if any(f in name and _as_token(f).search(name) for f in forms):
+                found.append(keyword)
+                break
+    return tuple(found)

@@ -1,0 +1,159 @@
+"""Undoing a mitigation made through XNAT's REST API, from its mitigation report.
+
+File operations (`way: file-operations`): every original comes back under its original name from its
+verified backup in the session resource `RESOURCE_SURVEY_BACKUP` (named by sha256), checked by sha256
+before and after; a renamed copy is removed only once the original is back and only if it still holds
+the original's bytes. Never overwrites; safe to rerun. Restored files get plain `cat:entry` catalog
+entries (the files API makes no other), which the restore report says.
+
+XNAT's own mitigation (`way: api`) keeps its backups in XNAT's cache folder on the server, which no REST
+call restores: those files are reported REFUSED with the cache path, for an administrator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from container_app.mitigation.filesystem import FileProblem, safe_relative
+from container_app.mitigation.restore.filesystem import FileRestore, RestoreOutcome
+from container_app.mitigation.xnat.client import XnatClient, XnatPermissionError, XnatRequestError, quote_segment
+from container_app.mitigation.xnat.executor import BACKUP_RESOURCE, XnatArchive, put_verified
+from container_app.reports.survey import iso, now_utc
+
+log = structlog.get_logger("xnat_resource_survey.restore_xnat")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+class _Resource:
+    def __init__(self, archive: XnatArchive, root: str, resource: Mapping[str, Any]) -> None:
+        target = resource.get("xnatTarget") or {}
+        experiment = quote_segment(str(target["experimentId"]))
+        self.archive = archive
+        self.url = (f"/data/experiments/{experiment}/scans/{quote_segment(str(target['scanId']))}"
+                    f"/resources/{quote_segment(str(target['resourceLabel']))}")
+        self.backup_url = f"/data/experiments/{experiment}/resources/{BACKUP_RESOURCE}"
+        self.archive_path = (f"/archive/projects/{target.get('project')}/subjects/{target.get('subjectId')}"
+                             f"/experiments/{target['experimentId']}/scans/{target['scanId']}"
+                             f"/resources/{target['resourceLabel']}")
+        self.root = root
+        self.listing = archive.files(self.url)
+
+    def holds(self, name: str, sha: str) -> bool:
+        return name in self.listing and _sha256(self.archive.download(self.url, name)) == sha
+
+    def mount_path(self, rel: str) -> str | None:
+        try:
+            return os.path.join(self.root, *safe_relative(rel).split("/"))
+        except FileProblem:
+            return None
+
+    def restore(self, action: Mapping[str, Any]) -> FileRestore:
+        path = action["path"]
+        if action["outcome"] != "DONE" or action["action"] == "RETAIN":
+            return FileRestore(path, RestoreOutcome.NOT_CHANGED)
+        sha, original = action["sha256"], _name(path)
+        renamed = _name(action["newPath"]) if action["action"] == "RENAME" and action.get("newPath") else None
+        if original in self.listing:
+            if not self.holds(original, sha):
+                return FileRestore(path, RestoreOutcome.REFUSED, "a different file now has this name; never "
+                                   "overwritten")
+            self._drop_renamed_copy(renamed, sha)  # a restore interrupted after the upload
+            return FileRestore(path, RestoreOutcome.ALREADY_RESTORED)
+        backup = action.get("backupName") or sha
+        try:
+            data = self.archive.download(self.backup_url, backup)
+        except XnatPermissionError:
+            raise
+        except XnatRequestError as exc:
+            return FileRestore(path, RestoreOutcome.REFUSED, f"the backup cannot be read from XNAT: {exc}")
+        if _sha256(data) != sha:
+            return FileRestore(path, RestoreOutcome.REFUSED, "the backup in XNAT does not match the recorded sha256")
+        try:
+            put_verified(self.archive, self.url, original, data, sha=sha, file_format="DICOM", content=None,
+                         replace_any=False, stray_path=self.mount_path(path))
+        except FileProblem as exc:
+            return FileRestore(path, RestoreOutcome.REFUSED, str(exc))
+        self.listing[original] = {"Name": original}
+        note = self._drop_renamed_copy(renamed, sha)
+        return FileRestore(path, RestoreOutcome.RESTORED, note)
+
+    def _drop_renamed_copy(self, renamed: str | None, sha: str) -> str | None:
+        if renamed is None or renamed not in self.listing:
+            return None
+        if not self.holds(renamed, sha):
+            return f"{renamed} no longer holds this file's bytes and was left in place"
+        self.archive.delete_file(self.url, renamed)
+        self.listing.pop(renamed, None)
+        return None
+
+
+def restore_resource(archive: XnatArchive, root: str, resource: Mapping[str, Any]) -> list[FileRestore]:
+    way = resource.get("way")
+    done = [a for a in resource["actions"] if a["outcome"] == "DONE" and a["action"] != "RETAIN"]
+    if way is None or not done:
+        return [FileRestore(a["path"], RestoreOutcome.NOT_CHANGED) for a in resource["actions"]]
+    if way == "api":
+        cache = resource.get("xnat", {}).get("cachePath") or "XNAT's cache folder"
+        why = (f"mitigated by XNAT's own mitigation API, which keeps the originals in {cache} on the XNAT server; "
+               "no REST call restores them: an XNAT administrator can copy them back from there")
+        return [FileRestore(a["path"], RestoreOutcome.REFUSED if a in done else RestoreOutcome.NOT_CHANGED,
+                            why if a in done else None) for a in resource["actions"]]
+    target = _Resource(archive, root, resource)
+    results = []
+    for action in reversed(resource["actions"]):
+        try:
+            results.append(target.restore(action))
+        except XnatPermissionError:
+            raise
+        except XnatRequestError as exc:
+            results.append(FileRestore(action["path"], RestoreOutcome.REFUSED, f"XNAT error: {exc}"))
+    try:
+        archive.refresh_catalog(target.archive_path)
+    except XnatPermissionError:
+        raise
+    except XnatRequestError as exc:
+        log.warning("catalog refresh after restore failed", resource=resource["path"], error=str(exc))
+    return results
+
+
+def restore_xnat_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Restore every resource of a mitigation made with executor xnat; returns the restore report
+    (the same document as `restore.restore_report`, with a `note` on resources restored through the files API)."""
+    server = report.get("xnatServer") or {}
+    client = XnatClient.connect(host=os.environ.get("XNAT_HOST") or server.get("host"))
+    try:
+        archive = XnatArchive(client)
+        resources = []
+        for resource in report["resources"]:
+            files = restore_resource(archive, report["root"], resource)
+            document: dict[str, Any] = {
+                "path": resource["path"],
+                "files": [{"path": f.path, "outcome": f.outcome.value, **({"reason": f.reason} if f.reason else {})}
+                          for f in files],
+            }
+            if resource.get("way") == "file-operations" and any(f.outcome is RestoreOutcome.RESTORED for f in files):
+                document["note"] = ("restored through XNAT's files API: the restored files' catalog entries are "
+                                    "plain cat:entry (no UID or instanceNumber)")
+            log.info("resource restored", resource=resource["path"], files=len(files), way=resource.get("way"),
+                     refused=sum(1 for f in files if f.outcome is RestoreOutcome.REFUSED))
+            resources.append(document)
+    finally:
+        client.close()
+    counts = {o.value: 0 for o in RestoreOutcome}
+    for resource_document in resources:
+        for file in resource_document["files"]:
+            counts[file["outcome"]] += 1
+    return {"reportType": "restore", "mitigationRunId": report["runId"], "root": report["root"],
+            "executor": "xnat", "finishedAt": iso(now_utc()), "resources": resources, "totals": counts}

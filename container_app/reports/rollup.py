@@ -1,0 +1,409 @@
+"""Project roll-up: many survey or mitigation reports (one per session, as a bulk launch over a project
+produces) combined into XNAT's summary fields per project and per session.
+
+`build_rollup` is the library function (documents in, the roll-up document out); `rollup_command` is
+`xnat-resource-survey rollup REPORT... --output OUT`, writing `rollup.json` (validated against
+`rollup-report.schema.json`), `rollup.csv` and `rollup.html` into OUT.
+
+Reports are reduced to one small entry per resource as they are read, so the command holds one report
+at a time. A resource is counted once: reports of the same resource (same survey run and path, or same
+project, session, scan and label) replace one another, the latest run winning; a mitigation report adds
+its mitigation totals to those of its survey (it carries the survey's runId).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from container_app import __version__
+from container_app.cli.settings import RollupSettings
+from container_app.core.errors import ExitCode, ReportError, ReportValidationError
+from container_app.reports.html.writer import (
+    MITIGATION_REPORT,
+    SURVEY_REPORT,
+    TOOL,
+    after_status,
+    count,
+    environment,
+    mapping,
+    mitigation_counts,
+    sequence,
+    status_class,
+    text,
+    worst_status,
+)
+from container_app.reports.survey import AtomicFile, iso, load_json_object, load_schema, now_utc, validate
+
+log = structlog.get_logger("xnat_resource_survey")
+
+ROLLUP_JSON = "rollup.json"
+ROLLUP_CSV = "rollup.csv"
+ROLLUP_HTML = "rollup.html"
+ROLLUP_SCHEMA = "rollup-report.schema.json"
+SURVEY_SCHEMA = "survey-report.schema.json"
+MITIGATION_SCHEMA = "mitigation-report.schema.json"
+
+SURVEY_FIELDS = ("totalEntries", "totalUids", "totalDuplicates", "totalBadFiles", "totalMismatchedFiles")
+MITIGATION_FIELDS = ("totalMovedFiles", "totalRemovedFiles", "totalFileErrors")
+SUMMARY_FIELDS = SURVEY_FIELDS + MITIGATION_FIELDS
+CSV_COLUMNS = ("level", "project", "session", "status", "resources", "mitigatedResources", *SUMMARY_FIELDS)
+MAX_HTML_SESSIONS = 2000  # session rows per project in rollup.html; the JSON and CSV have them all
+SEARCH_DEPTH = 3  # how deep a folder given as REPORT is searched for reports
+
+
+# --- reducing reports --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    """What one report says about one resource: its counts, status and when it was made."""
+
+    counts: dict[str, int]
+    status: str
+    stamp: str
+
+
+@dataclass
+class _Resource:
+    root: str
+    path: str
+    origin: str  # the survey run it comes from (a mitigation report carries its survey's runId)
+    project: str | None = None
+    session: str | None = None
+    survey: _Part | None = None
+    mitigation: _Part | None = None
+
+    @property
+    def status(self) -> str:
+        if self.mitigation is not None:
+            return self.mitigation.status
+        return self.survey.status if self.survey is not None else "UNKNOWN"
+
+
+@dataclass
+class RollupBuilder:
+    """Accumulates reports one at a time; `result()` is the roll-up document."""
+
+    resources: list[_Resource] = field(default_factory=list)
+    by_origin: dict[tuple[str, str, str], _Resource] = field(default_factory=dict)
+    by_identity: dict[tuple[str | None, ...], _Resource] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, document: Mapping[str, Any], source: str | None = None) -> None:
+        """Add a survey or mitigation report (already loaded; see `load_report` for checking one)."""
+        kind = document.get("reportType")
+        source = source or f"report {len(self.inputs) + 1}"
+        if kind not in ("survey", "mitigation"):
+            raise ReportError(f"{source} is not a survey or mitigation report (reportType {kind!r})")
+        root = text(document.get("root"))
+        origin = text(document.get("runId")) or source
+        stamp = text(document.get("finishedAt") or document.get("startedAt") or document.get("runId"))
+        resources = [r for r in sequence(document.get("resources")) if isinstance(r, Mapping)]
+        dry_run = kind == "mitigation" and document.get("dryRun") is True
+        self.inputs.append({"source": source, "reportType": kind, "runId": document.get("runId") or None,
+                            "root": root or None, "dryRun": dry_run, "resources": len(resources)})
+        if dry_run:
+            self.warnings.append(f"{source}: a dry run changes nothing; its plan is not counted")
+            return
+        replaced = 0
+        for resource in resources:
+            entry = self._entry(root, origin, resource)
+            if kind == "survey":
+                xnat = mapping(resource.get("xnat"))
+                part = _Part({k: count(xnat.get(k)) for k in SURVEY_FIELDS},
+                             text(resource.get("requestStatus")) or "UNKNOWN", stamp)
+                replaced += _merge(entry, "survey", part)
+            else:
+                part = _Part(mitigation_counts(mapping(resource.get("xnat"))), after_status(resource), stamp)
+                replaced += _merge(entry, "mitigation", part)
+        if replaced:
+            self.warnings.append(f"{source}: {replaced} resources were also in another {kind} report; "
+                                 "the latest run of each is counted")
+
+    def _entry(self, root: str, origin: str, resource: Mapping[str, Any]) -> _Resource:
+        """The resource's entry: the same survey run and path, or else the same project, session, scan and label.
+
+        Sessions launched in bulk are each mounted at the same ROOT (`/input`) with the same relative paths,
+        so a root and path alone do not tell resources apart: the survey run (`runId`, which a mitigation
+        report shares with its survey) does, and the identity joins reports of one session from several runs.
+        """
+        path = text(resource.get("path"))
+        identity = mapping(resource.get("identity"))
+        project, session = _name(identity.get("project")), _name(identity.get("session"))
+        by_origin = (origin, root, path)
+        by_identity: tuple[str | None, ...] | None = None
+        if session is not None:
+            scan, label = _name(identity.get("scanId")), _name(identity.get("resourceLabel"))
+            by_identity = (project, session, scan, label) if scan and label else (project, session, root, path)
+        entry = self.by_origin.get(by_origin) or (self.by_identity.get(by_identity) if by_identity else None)
+        if entry is None:
+            entry = _Resource(root=root, path=path, origin=origin)
+            self.resources.append(entry)
+        entry.project = entry.project or project
+        entry.session = entry.session or session
+        self.by_origin.setdefault(by_origin, entry)
+        if by_identity is not None:
+            self.by_identity.setdefault(by_identity, entry)
+        return entry
+
+    def result(self) -> dict[str, Any]:
+        """The roll-up document (valid against `rollup-report.schema.json`)."""
+        runs: dict[tuple[str, str], set[str]] = {}  # survey runs per project and root, of unnamed sessions
+        for entry in self.resources:
+            if entry.session is None:
+                runs.setdefault((entry.project or entry.root, entry.root), set()).add(entry.origin)
+        sessions: dict[tuple[str, str], list[_Resource]] = {}
+        for entry in self.resources:
+            project = entry.project or entry.root
+            session = entry.session
+            if session is None:  # the report's root stands in, with the run when several runs share the root
+                session = entry.root if len(runs[(project, entry.root)]) == 1 else f"{entry.root} (run {entry.origin})"
+            sessions.setdefault((project, session), []).append(entry)
+        no_survey = sum(1 for e in self.resources if e.survey is None)
+        warnings = list(self.warnings)
+        if no_survey:
+            warnings.append(f"{no_survey} mitigated resources have no survey report among the inputs: "
+                            "their survey totals are counted as 0")
+        projects: dict[str, list[dict[str, Any]]] = {}
+        project_members: dict[str, list[_Resource]] = {}
+        for (project, session), members in sorted(sessions.items()):
+            summary = _summary(members)
+            projects.setdefault(project, []).append({
+                "project": project, "session": session,
+                "identifiedBy": "identity" if any(m.session for m in members) else "root",
+                "roots": sorted({m.root for m in members}), **summary,
+            })
+            project_members.setdefault(project, []).extend(members)
+        project_docs = []
+        for project, session_docs in projects.items():
+            members = project_members[project]
+            project_docs.append({
+                "project": project,
+                "identifiedBy": "identity" if any(m.project for m in members) else "root",
+                "sessionCount": len(session_docs), **_summary(members), "sessions": session_docs,
+            })
+        return {
+            "reportType": "rollup",
+            "schemaVersion": "1.0",
+            "tool": {"name": "xnat-resource-survey", "version": __version__},
+            "createdAt": iso(now_utc()),
+            "inputs": self.inputs,
+            "warnings": warnings,
+            "totals": {**_summary(self.resources), "projects": len(project_docs),
+                       "sessions": len(sessions)},
+            "projects": project_docs,
+        }
+
+
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _merge(entry: _Resource, kind: str, part: _Part) -> int:
+    """Set the survey or mitigation part of a resource; the later run wins. 1 if one was replaced."""
+    earlier: _Part | None = getattr(entry, kind)
+    if earlier is None or part.stamp >= earlier.stamp:
+        setattr(entry, kind, part)
+    return 0 if earlier is None else 1
+
+
+def _summary(members: Sequence[_Resource]) -> dict[str, Any]:
+    totals: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    mitigated = 0
+    for member in members:
+        if member.survey is not None:
+            totals.update(member.survey.counts)
+        if member.mitigation is not None:
+            mitigated += 1
+            totals.update(member.mitigation.counts)
+        statuses[member.status] += 1
+    return {
+        "status": worst_status(statuses) if statuses else "CONFORMING",
+        "resources": len(members),
+        "mitigatedResources": mitigated,
+        "statusCounts": dict(sorted(statuses.items())),
+        **{k: totals.get(k, 0) for k in SUMMARY_FIELDS},
+    }
+
+
+def build_rollup(reports: Sequence[Mapping[str, Any]], sources: Sequence[str] | None = None) -> dict[str, Any]:
+    """Combine survey and/or mitigation reports into a project roll-up (see `rollup-report.schema.json`)."""
+    builder = RollupBuilder()
+    for index, document in enumerate(reports):
+        builder.add(document, sources[index] if sources is not None and index < len(sources) else None)
+    return builder.result()
+
+
+# --- reading reports ---------------------------------------------------------------------------------
+
+
+def find_reports(arguments: Iterable[str]) -> list[str]:
+    """Report files from the command line: files as given; folders searched for the reports they hold."""
+    found: list[str] = []
+    for argument in arguments:
+        if os.path.isfile(argument):
+            found.append(argument)
+        elif os.path.isdir(argument):
+            inside = _reports_in(argument)
+            if not inside:
+                raise ReportError(f"{argument} holds no {SURVEY_REPORT} or {MITIGATION_REPORT} "
+                                  f"(searched {SEARCH_DEPTH} folders deep)")
+            found.extend(inside)
+        else:
+            raise ReportError(f"report {argument} does not exist")
+    unique: dict[str, str] = {}
+    for path in found:
+        unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
+
+
+def _reports_in(folder: str) -> list[str]:
+    reports: list[str] = []
+    base_depth = folder.rstrip(os.sep).count(os.sep)
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if current.rstrip(os.sep).count(os.sep) - base_depth >= SEARCH_DEPTH:
+            dirs[:] = []
+        reports.extend(os.path.join(current, n) for n in (SURVEY_REPORT, MITIGATION_REPORT) if n in files)
+    return reports
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """Read a survey or mitigation report and check it against its schema; ReportError if it cannot be used."""
+    document = load_json_object(path)
+    kind = document.get("reportType")
+    schema = {"survey": SURVEY_SCHEMA, "mitigation": MITIGATION_SCHEMA}.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        raise ReportError(f"{path} is not a survey or mitigation report (reportType {kind!r})")
+    if _schema_shipped(schema):
+        try:
+            validate(document, schema)
+        except ReportValidationError as exc:
+            raise ReportError(f"{path} is not a valid {kind} report: {exc}") from exc
+    elif not isinstance(document.get("resources"), list):
+        raise ReportError(f"{path} is not a valid {kind} report: it has no list of resources")
+    return document
+
+
+def _schema_shipped(name: str) -> bool:
+    try:
+        load_schema(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _referenced_survey(mitigation_path: str, document: Mapping[str, Any]) -> str | None:
+    """The survey report a mitigation report was made from, if it can be found beside it or where it says."""
+    folder = os.path.dirname(os.path.abspath(mitigation_path))
+    named = text(document.get("surveyReport"))
+    candidates = []
+    if named:
+        if not os.path.isabs(named):
+            candidates.append(os.path.join(folder, named))
+        candidates.append(os.path.join(folder, os.path.basename(named)))
+        if os.path.isabs(named):
+            candidates.append(named)
+    candidates.append(os.path.join(folder, SURVEY_REPORT))
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+# --- writing -----------------------------------------------------------------------------------------
+
+
+def write_rollup(out_dir: str, document: Mapping[str, Any]) -> dict[str, str]:
+    """Validate the roll-up and write `rollup.json`, `rollup.csv` and `rollup.html` into OUT atomically."""
+    validate(document, ROLLUP_SCHEMA)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, name) for name in (ROLLUP_JSON, ROLLUP_CSV, ROLLUP_HTML)}
+    pending = [AtomicFile(paths[ROLLUP_JSON]), AtomicFile(paths[ROLLUP_CSV], newline=""),
+               AtomicFile(paths[ROLLUP_HTML])]
+    try:
+        json.dump(document, pending[0].handle, ensure_ascii=False, indent=1)
+        pending[0].handle.write("\n")
+        _write_csv(pending[1], document)
+        for chunk in environment().get_template("rollup.html.j2").generate(**_html_context(document)):
+            pending[2].handle.write(chunk)
+        for target in pending:
+            target.commit()
+    except BaseException:
+        for target in pending:
+            target.abort()
+        raise
+    return paths
+
+
+def _write_csv(target: AtomicFile, document: Mapping[str, Any]) -> None:
+    writer = csv.writer(target.handle)
+    writer.writerow(CSV_COLUMNS)
+
+    def row(level: str, project: str, session: str, summary: Mapping[str, Any]) -> list[Any]:
+        return [level, project, session, summary["status"], summary["resources"], summary["mitigatedResources"],
+                *(summary[k] for k in SUMMARY_FIELDS)]
+
+    writer.writerow(row("all", "", "", document["totals"]))
+    for project in document["projects"]:
+        writer.writerow(row("project", project["project"], "", project))
+        for session in project["sessions"]:
+            writer.writerow(row("session", project["project"], session["session"], session))
+
+
+def _html_context(document: Mapping[str, Any]) -> dict[str, Any]:
+    columns = list(zip(SUMMARY_FIELDS, ("entries", "UIDs", "duplicate groups", "bad files", "mismatched files",
+                                         "moved files", "removed files", "file errors"), strict=True))
+    projects = []
+    for project in document["projects"]:
+        sessions = project["sessions"]
+        projects.append({**project, "status_class": status_class(project["status"]),
+                         "session_rows": [{**s, "status_class": status_class(s["status"])}
+                                          for s in sessions[:MAX_HTML_SESSIONS]],
+                         "sessions_hidden": max(0, len(sessions) - MAX_HTML_SESSIONS)})
+    totals = document["totals"]
+    return {
+        "tool": TOOL, "created": document["createdAt"], "totals": totals,
+        "overall_class": status_class(totals["status"]), "columns": columns, "projects": projects,
+        "inputs": document["inputs"], "warnings": document["warnings"],
+    }
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+
+def rollup_command(settings: RollupSettings) -> ExitCode:
+    """`xnat-resource-survey rollup REPORT... --output OUT`."""
+    paths = find_reports(settings.reports)
+    builder = RollupBuilder()
+    seen = {os.path.realpath(p) for p in paths}
+    queue = list(paths)
+    while queue:
+        path = queue.pop(0)
+        document = load_report(path)
+        builder.add(document, path)
+        log.info("report read", report=path, report_type=document["reportType"],
+                 resources=len(sequence(document.get("resources"))))
+        if document["reportType"] == "mitigation":
+            survey = _referenced_survey(path, document)
+            if survey is None:
+                builder.warnings.append(f"{path}: its survey report was not found; give it as a REPORT too")
+            elif os.path.realpath(survey) not in seen:
+                seen.add(os.path.realpath(survey))
+                queue.append(survey)
+        del document
+    rollup = builder.result()
+    written = write_rollup(settings.output, rollup)
+    for warning in rollup["warnings"]:
+        log.warning("rollup", note=warning)
+    totals = rollup["totals"]
+    log.info("rollup written", output=written[ROLLUP_JSON], csv=written[ROLLUP_CSV], html=written[ROLLUP_HTML],
+             reports=len(rollup["inputs"]), **{k: v for k, v in totals.items() if k != "statusCounts"})
+    return ExitCode.OK
