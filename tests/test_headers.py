@@ -22,7 +22,8 @@ from pydicom.uid import (
 
 from container_app.core.classify import classify
 from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
-from container_app.core.records import FileRecord, FileStatus, Reason
+from container_app.core.records import FileRecord
+from container_app.core.vocabulary import FileStatus, Reason
 from container_app.demo import synth
 from container_app.demo.synth import InstanceSpec, TruncateAt
 from container_app.survey.dicom import headers

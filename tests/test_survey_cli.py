@@ -18,6 +18,7 @@ from container_app.cli.main import main as cli_main
 from container_app.demo import synth
 from container_app.demo.archive import build_demo_archive
 from container_app.demo.synth import ExtraFile, ExtraKind, InstanceSpec, ResourceSpec, ScanSpec, SessionSpec
+from container_app.support.fsutil import TEMPORARY_SUFFIX
 
 #: XNAT's own CSV header for survey reports (xnat-web ResourceSurveyReport CSV_HEADER).
 XNAT_CSV_COLUMNS = ["projectId", "subjectId", "experimentId", "scanId", "resourceId", "resourceLabel", "resourceUri",
@@ -290,7 +291,7 @@ def test_survey_never_changes_root(tmp_path: Path, scan5: Any, cli: Any, snapsho
     result = cli("survey", scan5.root, "--output", tmp_path / "out", "--all-resources", "--jobs", "2")
     assert result.returncode == 0, result.stderr
     assert snapshot(scan5.root) == before
-    assert not list(scan5.root.rglob("*.part"))
+    assert not list(scan5.root.rglob(f"*{TEMPORARY_SUFFIX}"))
 
 
 def test_survey_of_a_read_only_root(tmp_path: Path, scan5: Any, cli: Any, snapshot: Any, read_only: Any) -> None:

@@ -598,7 +598,7 @@ def test_scan_uris() -> None:
 
 def test_survey_comparison_tells_template_from_disagreement() -> None:
     from container_app.core.plan import FileState, ResourcePlan
-    from container_app.core.records import RequestStatus
+    from container_app.core.vocabulary import RequestStatus
 
     plan = ResourcePlan("SCANS/5/DICOM", {}, None, RequestStatus.DIVERGENT, (), (),
                         tuple(FileState(f"SCANS/5/DICOM/{n}", 1, 1, None) for n in ("a.dcm", "b.dcm")), 0, 0)

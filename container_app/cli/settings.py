@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import enum
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,27 +11,9 @@ from dataclasses import dataclass
 from container_app import __version__
 from container_app.core.errors import UsageError
 from container_app.core.naming import DEFAULT_TEMPLATE, NamingTemplate, parse_template
+from container_app.core.vocabulary import ExecutorChoice, KeepPolicy, RestFileOperations
 
 PROG = "xnat-resource-survey"
-
-
-class KeepPolicy(enum.StrEnum):
-    """Which file of an actionable duplicate group a mitigation keeps."""
-
-    NEWEST = "newest"  # XNAT's rule: the most recently modified copy
-    OLDEST = "oldest"
-    EXPECTED_NAME = "expected-name"  # the copy already at the expected name, if any
-
-
-class Executor(enum.StrEnum):
-    AUTO = "auto"
-    FILESYSTEM = "filesystem"
-    XNAT = "xnat"
-
-
-class RestFileOperations(enum.StrEnum):
-    REFUSE = "refuse"
-    ALLOW = "allow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +49,7 @@ class MitigateSettings:
     backup_dir: str
     dry_run: bool
     keep: KeepPolicy
-    executor: Executor
+    executor: ExecutorChoice
     rest_file_operations: RestFileOperations
     xnat_session: str | None = None  # the XNAT session ID (accession number) mounted at ROOT
     xnat_project: str | None = None  # the XNAT project whose sessions ROOT holds (sessions found by label)
@@ -154,7 +135,7 @@ def _add_mitigation_options(parser: argparse.ArgumentParser, *, hidden: bool = F
     parser.add_argument("--dry-run", action="store_true", help=say("write the plan and change nothing"))
     parser.add_argument("--keep", choices=[k.value for k in KeepPolicy], default=KeepPolicy.NEWEST.value,
                         help=say("which copy of a duplicate to keep (default: newest, as XNAT)"))
-    parser.add_argument("--executor", choices=[e.value for e in Executor], default=Executor.AUTO.value,
+    parser.add_argument("--executor", choices=[e.value for e in ExecutorChoice], default=ExecutorChoice.AUTO.value,
                         help=say("filesystem: change files under ROOT; xnat: through XNAT's REST API "
                                  "(auto: filesystem where ROOT is writable)"))
     parser.add_argument("--rest-file-operations", choices=[r.value for r in RestFileOperations],
@@ -248,7 +229,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         return MitigateSettings(
             survey=_survey_settings(ns, common, ns.output), report=ns.report,
             backup_dir=ns.backup_dir or os.path.join(ns.output, "backup"), dry_run=ns.dry_run,
-            keep=KeepPolicy(ns.keep), executor=Executor(ns.executor),
+            keep=KeepPolicy(ns.keep), executor=ExecutorChoice(ns.executor),
             rest_file_operations=RestFileOperations(ns.rest_file_operations),
             xnat_session=ns.xnat_session or None, xnat_project=ns.xnat_project or None,
             xnat_scan=ns.xnat_scan or None, xnat_timeout=ns.xnat_timeout,

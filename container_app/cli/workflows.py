@@ -17,7 +17,8 @@ from container_app.cli.settings import DemoSettings, SurveySettings
 from container_app.core.errors import UsageError
 from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
 from container_app.reports.html.writer import HtmlReportWriter
-from container_app.reports.survey import SurveyReportWriter, iso, new_run_id, now_utc, render_resource, summary_table
+from container_app.reports.survey import SurveyReportWriter, render_resource, summary_table
+from container_app.support.time import iso, new_run_id, now_utc
 from container_app.survey.discover import Selection
 from container_app.survey.pipeline import Progress, SurveyRequest, plan_resources, run
 

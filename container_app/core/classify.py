@@ -13,8 +13,15 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from container_app.core.naming import NamingTemplate, is_legacy_name, unsafe_name_reason
-from container_app.core.records import BAD_REASONS, FileRecord, FileStatus, Reason, RequestStatus, Resource
-from container_app.survey.dicom.headers import IDENTIFYING_KEYWORDS, UID_KEYWORDS, ContentCheck
+from container_app.core.records import ContentCheck, FileRecord, Resource
+from container_app.core.vocabulary import (
+    BAD_REASONS,
+    IDENTIFYING_KEYWORDS,
+    UID_KEYWORDS,
+    FileStatus,
+    Reason,
+    RequestStatus,
+)
 
 UidPair = tuple[str, str]
 

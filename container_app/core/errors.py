@@ -46,3 +46,15 @@ class LockedError(MitigationError):
 
 class XnatError(SurveyError):
     """XNAT answered with an error, or did not answer."""
+
+
+class ItemProblem(SurveyError):
+    """One file, catalog or resource cannot be handled. The run goes on; its report says why (the message)."""
+
+
+class FileProblem(ItemProblem):
+    """One file (or catalog) cannot be handled: it changed, a backup cannot be verified, a path is unsafe."""
+
+
+class ResolveProblem(ItemProblem):
+    """A surveyed resource cannot be matched to an XNAT object."""

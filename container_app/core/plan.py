@@ -5,35 +5,12 @@ Nothing here reads or writes files. A dry run writes this plan and stops; the ex
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from container_app.cli.settings import KeepPolicy
 from container_app.core.naming import unsafe_name_reason
-from container_app.core.records import RequestStatus
-
-
-class ActionKind(enum.StrEnum):
-    RENAME = "RENAME"  # back up, then move to the expected name
-    REMOVE = "REMOVE"  # back up, then delete: a surplus copy of a duplicate
-    RETAIN = "RETAIN"  # the kept copy of a duplicate, already at its expected name: untouched
-
-
-class KeepReason(enum.StrEnum):
-    IDENTICAL_AT_EXPECTED_NAME = "IDENTICAL_AT_EXPECTED_NAME"  # copies are byte-identical; this one needs no move
-    NEWEST = "NEWEST"  # XNAT's rule
-    OLDEST = "OLDEST"
-    AT_EXPECTED_NAME = "AT_EXPECTED_NAME"
-    ONLY_INTACT_COPY = "ONLY_INTACT_COPY"  # the others are damaged or truncated
-
-
-class ConflictReason(enum.StrEnum):
-    TARGET_TAKEN = "TARGET_TAKEN"  # the expected name belongs to a file that stays
-    SAME_TARGET = "SAME_TARGET"  # two files would get the same name
-    UNSAFE_TARGET = "UNSAFE_TARGET"  # the expected name must not reach the file system
-    NOT_HASHED = "NOT_HASHED"  # the survey did not record a checksum: no safe way to verify a backup
+from container_app.core.vocabulary import ActionKind, ConflictReason, KeepPolicy, KeepReason, RequestStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,89 +5,9 @@ Enum values are written into reports and read by other tools: they are a contrac
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-
-class Reason(enum.StrEnum):
-    """Why a file is not conforming, or something worth knowing about it. Stable report codes."""
-
-    # The file cannot take part in grouping: XNAT's "bad files".
-    NOT_DICOM = "NOT_DICOM"
-    TRUNCATED = "TRUNCATED"
-    UNREADABLE = "UNREADABLE"
-    MISSING_SOP_CLASS_UID = "MISSING_SOP_CLASS_UID"
-    MISSING_SOP_INSTANCE_UID = "MISSING_SOP_INSTANCE_UID"
-    INVALID_UID = "INVALID_UID"
-    UNSAFE_NAME_VALUE = "UNSAFE_NAME_VALUE"
-    GZIP_COMPRESSED = "GZIP_COMPRESSED"
-    DICOMDIR = "DICOMDIR"
-    SYMLINK = "SYMLINK"
-    SYMLINK_OUTSIDE_ROOT = "SYMLINK_OUTSIDE_ROOT"
-    NOT_A_REGULAR_FILE = "NOT_A_REGULAR_FILE"
-
-    # Classification of readable files.
-    NAME_MISMATCH = "NAME_MISMATCH"
-    DUPLICATE = "DUPLICATE"
-    DUPLICATE_IDENTICAL = "DUPLICATE_IDENTICAL"
-    DUPLICATE_DIFFERENT = "DUPLICATE_DIFFERENT"
-    NONACTIONABLE_DUPLICATE = "NONACTIONABLE_DUPLICATE"
-
-    # Findings beyond XNAT's survey; informative, they do not make a file bad.
-    IDENTIFYING_NAME = "IDENTIFYING_NAME"
-    LEGACY_NAME = "LEGACY_NAME"
-    NEEDS_FORCE = "NEEDS_FORCE"
-    HARD_LINK = "HARD_LINK"
-    MEDIA_STORAGE_UID_MISMATCH = "MEDIA_STORAGE_UID_MISMATCH"
-    CATALOG_UID_MISMATCH = "CATALOG_UID_MISMATCH"
-    NOT_IN_CATALOG = "NOT_IN_CATALOG"
-    CATALOG_ENTRY_MISSING_FILE = "CATALOG_ENTRY_MISSING_FILE"
-    PIXEL_DATA_TRUNCATED = "PIXEL_DATA_TRUNCATED"
-
-
-#: Reasons that make a file one of XNAT's "bad files": reported, never touched.
-BAD_REASONS = frozenset(
-    {
-        Reason.NOT_DICOM,
-        Reason.TRUNCATED,
-        Reason.UNREADABLE,
-        Reason.MISSING_SOP_CLASS_UID,
-        Reason.MISSING_SOP_INSTANCE_UID,
-        Reason.INVALID_UID,
-        Reason.UNSAFE_NAME_VALUE,
-        Reason.GZIP_COMPRESSED,
-        Reason.DICOMDIR,
-        Reason.SYMLINK,
-        Reason.SYMLINK_OUTSIDE_ROOT,
-        Reason.NOT_A_REGULAR_FILE,
-    }
-)
-
-
-class FileStatus(enum.StrEnum):
-    """Where a file landed in XNAT's classification."""
-
-    CONFORMING = "CONFORMING"
-    MISMATCHED = "MISMATCHED"
-    DUPLICATE = "DUPLICATE"
-    NONACTIONABLE_DUPLICATE = "NONACTIONABLE_DUPLICATE"
-    BAD = "BAD"
-
-
-class RequestStatus(enum.StrEnum):
-    """XNAT's ResourceSurveyRequest statuses, with their exact spelling."""
-
-    CREATED = "CREATED"
-    QUEUED_FOR_SURVEY = "QUEUED_FOR_SURVEY"
-    SURVEYING = "SURVEYING"
-    DIVERGENT = "DIVERGENT"
-    CONFORMING = "CONFORMING"
-    NONCOMPLIANT = "NONCOMPLIANT"
-    QUEUED_FOR_MITIGATION = "QUEUED_FOR_MITIGATION"
-    MITIGATING = "MITIGATING"
-    RESOURCE_DELETED = "RESOURCE_DELETED"
-    CANCELED = "CANCELED"
-    ERROR = "ERROR"
+from container_app.core.vocabulary import BAD_REASONS, Reason, RestoreOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +74,19 @@ class FileRecord:
     @property
     def is_bad(self) -> bool:
         return not BAD_REASONS.isdisjoint(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentCheck:
+    """What reading a whole file showed: its sha256, and whether its elements fit inside it."""
+
+    sha256: str
+    intact: bool  # False when the declared elements run past the end of the file
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRestore:
+    path: str
+    outcome: RestoreOutcome
+    reason: str | None = None

@@ -9,48 +9,23 @@ acts, so a rerun after a crash at any moment finishes the job.
 
 from __future__ import annotations
 
-import ctypes
-import enum
 import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from container_app.core.errors import LockedError
-from container_app.core.naming import unsafe_name_reason
-from container_app.core.plan import Action, ActionKind, FileState, ResourcePlan
+from container_app.core.errors import FileProblem, LockedError
+from container_app.core.paths import safe_component, safe_relative
+from container_app.core.plan import Action, FileState, ResourcePlan
+from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus, Step
 from container_app.mitigation.journal import Journal, exclusive_lock
 from container_app.support import faults
-from container_app.survey.catalog import is_catalog_name, rewrite_entries, write_atomically
-
-_CHUNK = 1 << 20
-
-
-class Outcome(enum.StrEnum):
-    PLANNED = "PLANNED"
-    DONE = "DONE"
-    SKIPPED = "SKIPPED"
-    FAILED = "FAILED"
-
-
-class Step(enum.StrEnum):
-    BACKUP = "backup"
-    MOVE = "move"
-    DELETE = "delete"
-
-
-class ResourceStatus(enum.StrEnum):
-    PLANNED = "PLANNED"  # dry run
-    MITIGATED = "MITIGATED"
-    PARTIAL = "PARTIAL"  # some files could not be fixed; see errors and conflicts
-    STALE = "STALE"  # changed since the survey: nothing done
-    FAILED = "FAILED"  # nothing could be done
-    LOCKED = "LOCKED"  # another mitigation holds the resource
-    NOTHING_TO_DO = "NOTHING_TO_DO"
+from container_app.support.fsutil import sha256_of, sync_filesystem, verified_copy, write_atomically
+from container_app.survey.catalog import is_catalog_name, rewrite_entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,117 +66,12 @@ class Executor(Protocol):
     def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]: ...
 
 
-class FileProblem(Exception):
-    """One file cannot be handled; the message says why, for the report."""
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sync_filesystem(path: str) -> None:
-    """Make everything written on the file system holding `path` durable: one syncfs(2) for a batch of
-    copies costs what a single fsync does, where an fsync per copy costs one each."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _SYNCFS is None or _SYNCFS(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
-def _find_syncfs() -> Callable[[int], int] | None:
-    try:
-        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError):
-        return None
-    return function
-
-
-_SYNCFS = _find_syncfs()
-
-
-def verified_copy(source: str, destination: str, expected_sha256: str | None, *, durable: bool = True) -> str:
-    """Copy `source` to `destination` (which must not exist) and prove the copy's bytes.
-
-    The copy goes to a temporary name, is flushed, read back and compared with the source's sha256
-    (and with `expected_sha256` when given), and only then linked into place: a half-written copy
-    never carries the final name. `durable` fsyncs the copy and its folder; callers copying a batch
-    pass False and call `sync_filesystem` once before relying on any of them. Returns the sha256.
-    """
-    folder = os.path.dirname(destination)
-    os.makedirs(folder, exist_ok=True)
-    temporary = f"{destination}.part-{os.getpid()}"
-    digest = hashlib.sha256()
-    try:
-        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
-        try:
-            out_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                faults.before_backup_write()
-                while chunk := os.read(source_fd, _CHUNK):
-                    digest.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(out_fd, view):]
-                if durable:
-                    os.fsync(out_fd)
-            finally:
-                os.close(out_fd)
-        finally:
-            os.close(source_fd)
-        copied = digest.hexdigest()
-        if expected_sha256 is not None and copied != expected_sha256:
-            raise FileProblem("the file changed since the survey (sha256 differs); not touched")
-        if sha256_of(temporary) != copied:
-            raise FileProblem("the backup copy reads back different bytes; not touched")
-        try:
-            os.link(temporary, destination)
-        except FileExistsError:
-            raise FileProblem(f"a backup already exists at {destination}; never overwritten") from None
-        if durable:
-            _fsync_folder(folder)
-        return copied
-    except OSError as exc:
-        raise FileProblem(f"backup failed: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-
-
 def _same_file_state(path: str, state: FileState) -> bool:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return False
     return stat.S_ISREG(st.st_mode) and st.st_size == state.size and st.st_mtime_ns == state.mtime_ns
-
-
-def safe_component(text: str | None) -> str:
-    """A folder name for the backup layout: layout values come from the archive and must not steer paths."""
-    if not text or unsafe_name_reason(text) or text.startswith("."):
-        return "_"
-    return text
-
-
-def safe_relative(path: str) -> str:
-    """A path from a report, checked to stay below ROOT."""
-    parts = path.split("/")
-    if path.startswith("/") or any(p in ("", ".", "..") or unsafe_name_reason(p) for p in parts):
-        raise FileProblem(f"the report names an unsafe path {path!r}")
-    return path
 
 
 def backup_folder_for(backup_root: str, run_id: str, plan: ResourcePlan) -> str:

@@ -11,23 +11,22 @@ from typing import Any
 import structlog
 
 from container_app import __version__
-from container_app.cli.settings import Executor as ExecutorChoice
 from container_app.cli.settings import MitigateSettings
 from container_app.core.errors import ExitCode, MitigationError, UsageError
-from container_app.core.plan import ActionKind, MitigationPlan, ResourcePlan, plan_document, plan_mitigation
-from container_app.core.records import RequestStatus
+from container_app.core.plan import MitigationPlan, ResourcePlan, plan_document, plan_mitigation
+from container_app.core.vocabulary import ActionKind, ExecutorChoice, Outcome, RequestStatus, ResourceStatus
 from container_app.mitigation.filesystem import (
     ActionResult,
     Executor,
     FilesystemExecutor,
-    Outcome,
     ResourceResult,
-    ResourceStatus,
     backup_folder_for,
 )
 from container_app.mitigation.journal import STATE_FOLDER, Journal, exclusive_lock
 from container_app.reports.html.writer import write_html_report
-from container_app.reports.survey import AtomicFile, iso, now_utc, read_report, text_table, validate
+from container_app.reports.survey import read_report, text_table, validate
+from container_app.support.fsutil import SaveFile, is_inside
+from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey.mitigate")
 
@@ -36,20 +35,15 @@ MITIGATION_PLAN = "mitigation-plan.json"
 SCHEMA = "mitigation-report.schema.json"
 
 
-def _inside(path: str, folder: str) -> bool:
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder + os.sep)
-
-
 def mitigate_command(settings: MitigateSettings) -> ExitCode:
     survey = settings.survey
     root = os.path.abspath(survey.root)
     if not os.path.isdir(root):
         raise UsageError(f"ROOT {survey.root!r} is not a folder")
     backup_root = os.path.abspath(settings.backup_dir)
-    if _inside(backup_root, root):
+    if is_inside(backup_root, root):
         raise UsageError("BACKUP must not be inside ROOT: backups would become part of the archive")
-    if _inside(survey.output, root):
+    if is_inside(survey.output, root):
         raise UsageError("OUT must not be inside ROOT")
     use_xnat = _wants_xnat(settings, root)
     client = None
@@ -299,13 +293,8 @@ def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def _write_json(path: str, document: Any, text: str | None = None) -> None:
-    target = AtomicFile(path)
-    try:
-        target.handle.write(text if text is not None else _json_text(document))
-        target.commit()
-    except BaseException:
-        target.abort()
-        raise
+    with SaveFile(path) as handle:
+        handle.write(text if text is not None else _json_text(document))
 
 
 _RESOURCES_PLACEHOLDER = "\0resources\0"

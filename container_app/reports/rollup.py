@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -40,7 +40,9 @@ from container_app.reports.html.writer import (
     text,
     worst_status,
 )
-from container_app.reports.survey import AtomicFile, iso, load_json_object, load_schema, now_utc, validate
+from container_app.reports.survey import load_json_object, load_schema, validate
+from container_app.support.fsutil import SaveFile
+from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey")
 
@@ -326,25 +328,19 @@ def write_rollup(out_dir: str, document: Mapping[str, Any]) -> dict[str, str]:
     validate(document, ROLLUP_SCHEMA)
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, name) for name in (ROLLUP_JSON, ROLLUP_CSV, ROLLUP_HTML)}
-    pending = [AtomicFile(paths[ROLLUP_JSON]), AtomicFile(paths[ROLLUP_CSV], newline=""),
-               AtomicFile(paths[ROLLUP_HTML])]
-    try:
-        json.dump(document, pending[0].handle, ensure_ascii=False, indent=1)
-        pending[0].handle.write("\n")
-        _write_csv(pending[1], document)
+    # All three or none: an exception in the block leaves every earlier roll-up file as it was.
+    with (SaveFile(paths[ROLLUP_JSON]) as json_file, SaveFile(paths[ROLLUP_CSV], newline="") as csv_file,
+          SaveFile(paths[ROLLUP_HTML]) as html_file):
+        json.dump(document, json_file, ensure_ascii=False, indent=1)
+        json_file.write("\n")
+        _write_csv(csv_file, document)
         for chunk in environment().get_template("rollup.html.j2").generate(**_html_context(document)):
-            pending[2].handle.write(chunk)
-        for target in pending:
-            target.commit()
-    except BaseException:
-        for target in pending:
-            target.abort()
-        raise
+            html_file.write(chunk)
     return paths
 
 
-def _write_csv(target: AtomicFile, document: Mapping[str, Any]) -> None:
-    writer = csv.writer(target.handle)
+def _write_csv(handle: IO[str], document: Mapping[str, Any]) -> None:
+    writer = csv.writer(handle)
     writer.writerow(CSV_COLUMNS)
 
     def row(level: str, project: str, session: str, summary: Mapping[str, Any]) -> list[Any]:

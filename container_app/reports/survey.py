@@ -13,20 +13,21 @@ import datetime as dt
 import io
 import json
 import os
-import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources as package_data
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
 from container_app.core.classify import FileFinding, ResourceFindings
 from container_app.core.errors import ReportError, ReportValidationError
-from container_app.core.records import FileStatus, Reason, RequestStatus
+from container_app.core.vocabulary import FileStatus, Reason, RequestStatus
 from container_app.support.compiled_cache import compiled_validator
+from container_app.support.fsutil import SaveFile
+from container_app.support.time import iso, now_utc
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -133,18 +134,6 @@ def read_report(path: str, schema_name: str) -> dict[str, Any]:
 
 
 # --- documents -------------------------------------------------------------------------------------
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_run_id(moment: dt.datetime) -> str:
-    return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
 def rel_file_path(resource_path: str, name: str) -> str:
@@ -332,29 +321,6 @@ class Totals:
         return {k: self.counts.get(k, 0) for k in keys}
 
 
-class AtomicFile:
-    """A file that appears under its name only when complete: temporary name, flush, fsync, rename."""
-
-    def __init__(self, path: str, *, newline: str | None = None) -> None:
-        self.path = path
-        self.temporary = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.part")
-        # File names that are not UTF-8 reach us as lone surrogates (surrogateescape): written as `\udcXX`,
-        # which in JSON is the escape that reads back as the same name, instead of failing the whole run.
-        self.handle: IO[str] = open(self.temporary, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                                    newline=newline)
-
-    def commit(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.temporary, self.path)
-
-    def abort(self) -> None:
-        self.handle.close()
-        if os.path.exists(self.temporary):
-            os.unlink(self.temporary)
-
-
 class SurveyReportWriter:
     """Streams `survey-report.json` and `survey-summary.csv` into OUT as resources are surveyed."""
 
@@ -364,20 +330,22 @@ class SurveyReportWriter:
         self.totals = Totals()
         self.documents_written = 0
         self.summaries: list[dict[str, Any]] = []  # small per-resource rows: the terminal table, roll-ups
-        self._json = AtomicFile(os.path.join(out_dir, SURVEY_REPORT))
-        self._csv_file = AtomicFile(os.path.join(out_dir, SURVEY_SUMMARY), newline="")
-        self._csv = csv.writer(self._csv_file.handle)
+        # Held open across calls (one resource at a time), so these use SaveFile's open/commit/abort.
+        self._json = SaveFile(os.path.join(out_dir, SURVEY_REPORT))
+        self._json_handle = self._json.open()
+        self._csv_file = SaveFile(os.path.join(out_dir, SURVEY_SUMMARY), newline="")
+        self._csv = csv.writer(self._csv_file.open())
         self._csv.writerow(CSV_COLUMNS)
         head = json.dumps({k: v for k, v in self.envelope.items() if k not in ("finishedAt", "totals")},
                           ensure_ascii=False, indent=1)
         # Open the envelope and leave `resources` open for streaming.
-        self._json.handle.write(head[: head.rstrip().rfind("}")].rstrip() + ',\n "resources": [\n')
+        self._json_handle.write(head[: head.rstrip().rfind("}")].rstrip() + ',\n "resources": [\n')
 
     def add_rendered(self, rendered: RenderedResource) -> dict[str, Any]:
         """Write one resource rendered (and validated) by `render_resource`, perhaps in a worker."""
         if self.documents_written:
-            self._json.handle.write(",\n")
-        self._json.handle.write(rendered.text)
+            self._json_handle.write(",\n")
+        self._json_handle.write(rendered.text)
         self.documents_written += 1
         summary = rendered.summary
         self.totals.add(summary)
@@ -406,7 +374,7 @@ class SurveyReportWriter:
             self.abort()
             raise
         tail = {"finishedAt": envelope["finishedAt"], "totals": envelope["totals"]}
-        self._json.handle.write("\n ],\n" + json.dumps(tail, indent=1)[1:].lstrip("\n") + "\n")
+        self._json_handle.write("\n ],\n" + json.dumps(tail, indent=1)[1:].lstrip("\n") + "\n")
         self._json.commit()
         self._csv_file.commit()
         return envelope

@@ -34,7 +34,7 @@ import jinja2
 from fastjsonschema.ref_resolver import RefResolver
 
 from container_app import __version__
-from container_app.survey.catalog import write_atomically
+from container_app.support.fsutil import write_atomically
 
 CACHE_ENV = "XNAT_RESOURCE_SURVEY_CACHE"
 

@@ -158,30 +158,3 @@ def _occurrences(text: str, name: str) -> list[int]:
     return found
 
 
-def write_atomically(path: str, data: bytes, *, durable: bool = True) -> None:
-    """Write via a temporary file in the same folder, then renamed over `path`.
-
-    `durable` fsyncs the file and its folder; callers writing a batch pass False and sync the file
-    system once afterwards.
-    """
-    directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

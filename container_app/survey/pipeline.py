@@ -18,8 +18,9 @@ import structlog
 
 from container_app.core.classify import ResourceFindings, classify, with_content_checks
 from container_app.core.naming import NamingTemplate
-from container_app.core.records import FileRecord, Reason, Resource
-from container_app.survey.dicom.headers import ContentCheck, ReadPlan, check_content, survey_file
+from container_app.core.records import ContentCheck, FileRecord, Resource
+from container_app.core.vocabulary import Reason
+from container_app.survey.dicom.headers import ReadPlan, check_content, survey_file
 from container_app.survey.discover import Selection, discover, load_catalog
 
 log = structlog.get_logger("xnat_resource_survey.survey")

@@ -29,7 +29,7 @@ import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from container_app.core import naming
-from container_app.core.records import RequestStatus
+from container_app.core.vocabulary import RequestStatus
 from tests.xnat_standin import catalogs
 from tests.xnat_standin.archive import SESSION_XSI_TYPE, Archive, Resource, StandInError
 

@@ -7,38 +7,24 @@ rerun: what is already restored is recognised and left alone.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from container_app.cli.settings import RestoreSettings
-from container_app.core.errors import ExitCode
-from container_app.mitigation.filesystem import FileProblem, safe_relative, sha256_of, verified_copy
+from container_app.core.errors import ExitCode, FileProblem
+from container_app.core.paths import safe_relative
+from container_app.core.records import FileRestore
+from container_app.core.vocabulary import RestoreOutcome
 from container_app.mitigation.run import load_mitigation_report
-from container_app.reports.survey import AtomicFile, iso, now_utc
-from container_app.survey.catalog import write_atomically
+from container_app.support.fsutil import SaveFile, sha256_of, verified_copy, write_atomically
+from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey.restore")
 
 RESTORE_REPORT = "restore-report.json"
-
-
-class RestoreOutcome(enum.StrEnum):
-    RESTORED = "RESTORED"
-    ALREADY_RESTORED = "ALREADY_RESTORED"
-    REFUSED = "REFUSED"
-    NOT_CHANGED = "NOT_CHANGED"  # the mitigation never changed this file
-
-
-@dataclass(frozen=True, slots=True)
-class FileRestore:
-    path: str
-    outcome: RestoreOutcome
-    reason: str | None = None
 
 
 def _abs(root: str, rel: str) -> str:
@@ -140,8 +126,7 @@ def restore_command(settings: RestoreSettings) -> ExitCode:
         result = restore_report(report)
     out = settings.output or os.path.dirname(os.path.abspath(settings.report))
     os.makedirs(out, exist_ok=True)
-    target = AtomicFile(os.path.join(out, RESTORE_REPORT))
-    json.dump(result, target.handle, indent=1)
-    target.commit()
+    with SaveFile(os.path.join(out, RESTORE_REPORT)) as handle:
+        json.dump(result, handle, indent=1)
     log.info("restore finished", report=os.path.join(out, RESTORE_REPORT), **result["totals"])
     return ExitCode.FINDINGS if result["totals"][RestoreOutcome.REFUSED.value] else ExitCode.OK

@@ -19,11 +19,13 @@ from typing import Any
 
 import structlog
 
-from container_app.mitigation.filesystem import FileProblem, safe_relative
-from container_app.mitigation.restore.filesystem import FileRestore, RestoreOutcome
+from container_app.core.errors import FileProblem
+from container_app.core.paths import safe_relative
+from container_app.core.records import FileRestore
+from container_app.core.vocabulary import RestoreOutcome
 from container_app.mitigation.xnat.client import XnatClient, XnatPermissionError, XnatRequestError, quote_segment
 from container_app.mitigation.xnat.executor import BACKUP_RESOURCE, XnatArchive, put_verified
-from container_app.reports.survey import iso, now_utc
+from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey.restore_xnat")
 

@@ -37,19 +37,13 @@ from typing import Any
 
 import structlog
 
-from container_app.cli.settings import KeepPolicy, MitigateSettings, RestFileOperations
-from container_app.core.plan import Action, ActionKind, FileState, ResourcePlan
+from container_app.cli.settings import MitigateSettings
+from container_app.core.errors import FileProblem, ResolveProblem
+from container_app.core.paths import safe_relative
+from container_app.core.plan import Action, FileState, ResourcePlan
 from container_app.core.records import CatalogEntry
-from container_app.mitigation.filesystem import (
-    ActionResult,
-    CatalogResult,
-    FileProblem,
-    Outcome,
-    ResourceResult,
-    ResourceStatus,
-    Step,
-    safe_relative,
-)
+from container_app.core.vocabulary import ActionKind, KeepPolicy, Outcome, ResourceStatus, RestFileOperations, Step
+from container_app.mitigation.filesystem import ActionResult, CatalogResult, ResourceResult
 from container_app.mitigation.journal import Journal
 from container_app.mitigation.xnat.client import (
     XnatClient,
@@ -62,7 +56,7 @@ from container_app.mitigation.xnat.client import (
     quote_segment,
     version_tuple,
 )
-from container_app.reports.survey import iso, now_utc
+from container_app.support.time import iso, now_utc
 from container_app.survey.catalog import is_catalog_name, read_entries
 
 log = structlog.get_logger("xnat_resource_survey.xnat_executor")
@@ -81,10 +75,6 @@ MITIGATION_DONE = frozenset({"CONFORMING", "NONCOMPLIANT"})
 class Way(enum.StrEnum):
     API = "api"
     FILE_OPERATIONS = "file-operations"
-
-
-class ResolveProblem(Exception):
-    """A surveyed resource cannot be matched to an XNAT object; the message says why."""
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -1066,7 +1056,6 @@ class XnatFileOpsExecutor:
         if old in listing:
             archive.delete_file(target.url, old)
             listing.pop(old, None)
-
 
 
 def catalog_flags(root: str, plan: ResourcePlan,

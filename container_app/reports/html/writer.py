@@ -30,8 +30,9 @@ from typing import IO, Any
 import jinja2
 
 from container_app import __version__
-from container_app.reports.survey import AtomicFile, RenderedResource
+from container_app.reports.survey import RenderedResource
 from container_app.support.compiled_cache import template_bytecode_cache
+from container_app.support.fsutil import SaveFile
 
 HTML_REPORT = "report.html"
 SURVEY_REPORT = "survey-report.json"
@@ -533,20 +534,16 @@ class HtmlReportWriter:
         The restore command names `mitigation_report_path` (default: OUT/mitigation-report.json).
         """
         path = os.path.join(self.out_dir, HTML_REPORT)
-        target = AtomicFile(path)
         try:
             context = self._page_context(envelope, mitigation_report, mitigation_report_path)
             environment_ = environment()
-            for chunk in environment_.get_template("report_head.html.j2").generate(**context):
-                target.handle.write(chunk)
-            self._sections.seek(0)
-            shutil.copyfileobj(self._sections, target.handle)
-            for chunk in environment_.get_template("report_foot.html.j2").generate(**context):
-                target.handle.write(chunk)
-            target.commit()
-        except BaseException:
-            target.abort()
-            raise
+            with SaveFile(path) as handle:
+                for chunk in environment_.get_template("report_head.html.j2").generate(**context):
+                    handle.write(chunk)
+                self._sections.seek(0)
+                shutil.copyfileobj(self._sections, handle)
+                for chunk in environment_.get_template("report_foot.html.j2").generate(**context):
+                    handle.write(chunk)
         finally:
             self._sections.close()
         return path

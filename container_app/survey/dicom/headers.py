@@ -28,20 +28,13 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
 from container_app.core.naming import first_value
-from container_app.core.records import FileRecord, HeaderValues, Reason
+from container_app.core.records import ContentCheck, FileRecord, HeaderValues
+from container_app.core.vocabulary import ALWAYS_KEYWORDS, Reason
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-
-#: Keywords read from every file besides the template's: identity for the findings beyond XNAT.
-#: The identifying ones are compared with the file name and never written anywhere.
-IDENTIFYING_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "OtherPatientIDs")
-LEGACY_KEYWORDS = ("Modality", "StudyDescription", "StudyDate", "StudyTime", "StudyID", "SeriesNumber",
-                   "InstanceNumber")
-UID_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-ALWAYS_KEYWORDS = (*UID_KEYWORDS, *IDENTIFYING_KEYWORDS, *LEGACY_KEYWORDS)
 
 #: Binary VRs whose first value XNAT's DICOM library returns as a number in decimal (e.g. Rows "512").
 _BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
@@ -631,13 +624,6 @@ def _short(exc: BaseException) -> str:
 
 
 # --- content checks for the files a mitigation would touch ---------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ContentCheck:
-    sha256: str
-    intact: bool  # False when the declared elements run past the end of the file
-    detail: str | None = None
 
 
 def check_content(path: str) -> ContentCheck:
