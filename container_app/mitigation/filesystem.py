@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from container_app.core.errors import FileProblem, LockedError
+from container_app.core.outcomes import ActionResult, CatalogResult, ResourceResult
 from container_app.core.paths import safe_component, safe_relative
 from container_app.core.plan import Action, FileState, ResourcePlan
 from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus, Step
@@ -26,36 +27,6 @@ from container_app.mitigation.journal import Journal, exclusive_lock
 from container_app.support import faults
 from container_app.support.fsutil import sha256_of, sync_filesystem, verified_copy, write_atomically
 from container_app.survey.catalog import is_catalog_name, rewrite_entries
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    action: Action
-    outcome: Outcome
-    backup_path: str | None = None
-    error: str | None = None
-    failed_step: Step | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogResult:
-    path: str
-    backup_path: str | None
-    original_sha256: str | None
-    new_sha256: str | None
-    renamed: int
-    removed: int
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceResult:
-    plan: ResourcePlan
-    status: ResourceStatus
-    backup_folder: str
-    actions: tuple[ActionResult, ...]
-    catalog: CatalogResult | None = None
-    reason: str | None = None
 
 
 class Executor(Protocol):

@@ -39,11 +39,11 @@ import structlog
 
 from container_app.cli.settings import MitigateSettings
 from container_app.core.errors import FileProblem, ResolveProblem
+from container_app.core.outcomes import ActionResult, CatalogResult, ResourceResult
 from container_app.core.paths import safe_relative
 from container_app.core.plan import Action, FileState, ResourcePlan
 from container_app.core.records import CatalogEntry
 from container_app.core.vocabulary import ActionKind, KeepPolicy, Outcome, ResourceStatus, RestFileOperations, Step
-from container_app.mitigation.filesystem import ActionResult, CatalogResult, ResourceResult
 from container_app.mitigation.journal import Journal
 from container_app.mitigation.xnat.client import (
     XnatClient,

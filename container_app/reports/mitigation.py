@@ -1,0 +1,172 @@
+"""The mitigation report: what a run did (or, in a dry run, would do), resource by resource, in XNAT's terms."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from container_app import __version__
+from container_app.core.outcomes import ActionResult, ResourceResult
+from container_app.core.plan import MitigationPlan
+from container_app.core.vocabulary import ActionKind, Outcome, RequestStatus, ResourceStatus
+from container_app.support.time import iso, now_utc
+
+SCHEMA = "mitigation-report.schema.json"
+
+
+def request_status_after(result: ResourceResult) -> RequestStatus:
+    """XNAT's status of the resource afterwards, as a re-survey would give it."""
+    if result.status is ResourceStatus.PLANNED:
+        return RequestStatus.QUEUED_FOR_MITIGATION
+    if result.status in (ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED):
+        return RequestStatus.DIVERGENT if result.status is not ResourceStatus.FAILED else RequestStatus.ERROR
+    if result.status is ResourceStatus.PARTIAL or result.plan.untouched_bad:
+        return RequestStatus.DIVERGENT
+    return RequestStatus.NONCOMPLIANT if result.plan.untouched_nonactionable else RequestStatus.CONFORMING
+
+
+def xnat_mitigation_report(result: ResourceResult) -> dict[str, Any]:
+    """XNAT's ResourceMitigationReport for one resource."""
+    moved: dict[str, str] = {}
+    removed: dict[str, str] = {}
+    retained: list[str] = []
+    backup_errors: dict[str, dict[str, str]] = {}
+    move_errors: dict[str, dict[str, str]] = {}
+    delete_errors: dict[str, str] = {}
+    for r in result.actions:
+        a = r.action
+        path = a.source.path
+        if a.kind is ActionKind.RETAIN:
+            if r.outcome is Outcome.DONE:
+                retained.append(path)
+            continue
+        if r.outcome is Outcome.DONE:
+            if a.kind is ActionKind.RENAME and a.target is not None:
+                moved[path] = a.target
+            removed[path] = r.backup_path or ""
+        elif r.outcome is Outcome.FAILED and r.error is not None:
+            if r.failed_step is not None and r.failed_step.value == "backup":
+                backup_errors[path] = {"file": path, "message": r.error}
+            elif a.kind is ActionKind.RENAME:
+                move_errors[path] = {"file": a.target or path, "message": r.error}
+            else:
+                delete_errors[path] = r.error
+    catalog_error = result.catalog.error if result.catalog is not None else None
+    return {
+        "resourceSurveyRequestId": 0,
+        "cachePath": result.backup_folder,
+        "movedFiles": moved,
+        "removedFiles": removed,
+        "retainedFiles": retained,
+        "backupErrors": backup_errors,
+        "moveErrors": move_errors,
+        "deleteErrors": delete_errors,
+        "catalogWriteError": catalog_error,
+        "resourceSaveError": None,
+        "totalMovedFiles": len(moved),
+        "totalRemovedFiles": len(removed),
+        "totalFileErrors": len(backup_errors) + len(move_errors) + len(delete_errors),
+    }
+
+
+def _action_document(r: ActionResult) -> dict[str, Any]:
+    a = r.action
+    document: dict[str, Any] = {"action": a.kind.value, "path": a.source.path, "newPath": a.target,
+                                "backupPath": r.backup_path, "sha256": a.source.sha256, "outcome": r.outcome.value,
+                                "reason": a.reason}
+    if r.error:
+        document["error"] = r.error
+    if a.group is not None:
+        document["sopClassUID"], document["sopInstanceUID"] = a.group
+    document.update(_extra_fields(r))
+    return document
+
+
+def _extra_fields(result: object) -> dict[str, Any]:
+    """Fields an executor adds to a resource or action (the XNAT executor: way, XNAT's report, catalog entries)."""
+    fields = getattr(result, "report_fields", None)
+    return dict(fields()) if callable(fields) else {}
+
+
+def resource_document(result: ResourceResult) -> dict[str, Any]:
+    plan = result.plan
+    catalog = result.catalog
+    document: dict[str, Any] = {
+        "path": plan.resource_path,
+        "identity": dict(plan.identity),
+        "status": result.status.value,
+        "requestStatus": request_status_after(result).value,
+        "backupFolder": result.backup_folder,
+        "xnat": xnat_mitigation_report(result),
+        "actions": [_action_document(r) for r in result.actions],
+        "conflicts": [{"path": c.path, "target": c.target, "reason": c.reason.value} for c in plan.conflicts],
+        "catalog": None if catalog is None else {
+            "path": catalog.path, "backupPath": catalog.backup_path, "originalSha256": catalog.original_sha256,
+            "newSha256": catalog.new_sha256, "entriesRenamed": catalog.renamed, "entriesRemoved": catalog.removed,
+        },
+    }
+    if result.reason:
+        document["statusReason"] = result.reason
+    document.update(_extra_fields(result))
+    return document
+
+
+def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult], survey_report: str,
+                        backup_root: str, journal: str | None, dry_run: bool, started: Any,
+                        executor: str = "filesystem") -> dict[str, Any]:
+    resources = [resource_document(r) for r in results]
+    return {
+        "reportType": "mitigation",
+        "schemaVersion": "1.0",
+        "tool": {"name": "xnat-resource-survey", "version": __version__},
+        "runId": plan.run_id,
+        "root": plan.root,
+        "surveyReport": os.path.abspath(survey_report),
+        "template": plan.template,
+        "keep": plan.keep.value,
+        "dryRun": dry_run,
+        "executor": executor,
+        "backupRoot": backup_root,
+        "journal": journal,
+        "startedAt": iso(started),
+        "finishedAt": iso(now_utc()),
+        "resources": resources,
+        "totals": _totals(resources),
+    }
+
+
+def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
+    totals = {"resources": 0, "mitigated": 0, "stale": 0, "failed": 0, "movedFiles": 0, "removedFiles": 0,
+              "retainedFiles": 0, "fileErrors": 0, "conflicts": 0}
+    for r in resources:
+        totals["resources"] += 1
+        totals["mitigated"] += r["status"] == ResourceStatus.MITIGATED.value
+        totals["stale"] += r["status"] == ResourceStatus.STALE.value
+        totals["failed"] += r["status"] in (ResourceStatus.FAILED.value, ResourceStatus.PARTIAL.value,
+                                            ResourceStatus.LOCKED.value)
+        totals["movedFiles"] += r["xnat"]["totalMovedFiles"]
+        totals["removedFiles"] += r["xnat"]["totalRemovedFiles"]
+        totals["retainedFiles"] += len(r["xnat"]["retainedFiles"])
+        totals["fileErrors"] += r["xnat"]["totalFileErrors"]
+        totals["conflicts"] += len(r["conflicts"])
+    return totals
+
+
+_RESOURCES_PLACEHOLDER = "\0resources\0"
+
+
+def json_text(document: Any) -> str:
+    """The report as JSON, laid out as the survey report is: the envelope indented, one resource per line.
+
+    One line per resource lets the C encoder write it (an indented dump runs in Python, seconds for a
+    project) and keeps the file readable line by line.
+    """
+    resources = document.get("resources") if isinstance(document, dict) else None
+    if not isinstance(resources, list):
+        return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    head = json.dumps({**document, "resources": _RESOURCES_PLACEHOLDER}, ensure_ascii=False, indent=1)
+    lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in resources)
+    body = f"[\n{lines}\n ]" if resources else "[]"
+    return head.replace(json.dumps(_RESOURCES_PLACEHOLDER), body, 1) + "\n"
