@@ -8,7 +8,8 @@ from html import escape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from container_app.survey.catalog import CATALOG_NS, rewrite_entries
+from container_app.core.catalog_text import rewrite_entries
+from container_app.survey.catalog import CATALOG_NS
 
 #: File names as archives hold them, including characters XML must escape and names inside other names.
 NAMES = st.text(alphabet=st.sampled_from("ab.-_&'\"<>é1"), min_size=1, max_size=8)
@@ -82,7 +83,7 @@ def reference_rewrite(text: str, renames: dict[str, str], removals: frozenset[st
     """Every entry parsed, no shortcut: what rewrite_entries must equal."""
     import re
 
-    from container_app.survey import catalog as module
+    from container_app.core import catalog_text as module
 
     counts = [0, 0]
 

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from container_app.core.catalog_text import rewrite_entries
 from container_app.core.errors import FileProblem, LockedError
 from container_app.core.outcomes import ActionResult, CatalogResult, ResourceResult
 from container_app.core.paths import safe_component, safe_relative
@@ -26,7 +27,7 @@ from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus, S
 from container_app.mitigation.journal import Journal, exclusive_lock
 from container_app.support import faults
 from container_app.support.fsutil import sha256_of, sync_filesystem, verified_copy, write_atomically
-from container_app.survey.catalog import is_catalog_name, rewrite_entries
+from container_app.survey.catalog import is_catalog_name
 
 
 class Executor(Protocol):
