@@ -372,12 +372,39 @@ def _html_context(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- the command -------------------------------------------------------------------------------------
+# --- the run -----------------------------------------------------------------------------------------
 
 
-def rollup_command(settings: RollupSettings) -> ExitCode:
-    """`xnat-resource-survey rollup REPORT... --output OUT`."""
-    paths = find_reports(settings.reports)
+@dataclass(frozen=True)
+class RollupSummary:
+    """What a roll-up run wrote and found: enough for the command to pick its exit code and log its line."""
+
+    json_path: str
+    csv_path: str
+    html_path: str
+    report_count: int  # reports read, including surveys found beside mitigation reports
+    totals: Mapping[str, Any]  # the roll-up document's `totals`
+    warnings: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        """The worst request status over every resource counted."""
+        return str(self.totals["status"])
+
+    def log_fields(self) -> dict[str, Any]:
+        """The fields of the `rollup written` log line."""
+        return {"output": self.json_path, "csv": self.csv_path, "html": self.html_path,
+                "reports": self.report_count,
+                **{k: v for k, v in self.totals.items() if k != "statusCounts"}}
+
+
+def run_rollup(report_paths: Sequence[str], output: str) -> RollupSummary:
+    """Read the reports (files, or folders searched for them), then write the roll-up's files into OUTPUT.
+
+    A mitigation report's survey report is read too when it can be found. Logs each report read and each
+    warning; the caller logs the `rollup written` line from the summary (`RollupSummary.log_fields`).
+    """
+    paths = find_reports(report_paths)
     builder = RollupBuilder()
     seen = {os.path.realpath(p) for p in paths}
     queue = list(paths)
@@ -394,12 +421,18 @@ def rollup_command(settings: RollupSettings) -> ExitCode:
             elif os.path.realpath(survey) not in seen:
                 seen.add(os.path.realpath(survey))
                 queue.append(survey)
-        del document
+        del document  # one report in memory at a time
     rollup = builder.result()
-    written = write_rollup(settings.output, rollup)
+    written = write_rollup(output, rollup)
     for warning in rollup["warnings"]:
         log.warning("rollup", note=warning)
-    totals = rollup["totals"]
-    log.info("rollup written", output=written[ROLLUP_JSON], csv=written[ROLLUP_CSV], html=written[ROLLUP_HTML],
-             reports=len(rollup["inputs"]), **{k: v for k, v in totals.items() if k != "statusCounts"})
+    return RollupSummary(json_path=written[ROLLUP_JSON], csv_path=written[ROLLUP_CSV],
+                         html_path=written[ROLLUP_HTML], report_count=len(rollup["inputs"]),
+                         totals=rollup["totals"], warnings=tuple(rollup["warnings"]))
+
+
+def rollup_command(settings: RollupSettings) -> ExitCode:
+    """`xnat-resource-survey rollup REPORT... --output OUT` (until the CLI calls `run_rollup` itself)."""
+    summary = run_rollup(settings.reports, settings.output)
+    log.info("rollup written", **summary.log_fields())
     return ExitCode.OK
