@@ -4,6 +4,7 @@ It is a stand-in, never XNAT. Start one with `run_standin(archive_root)`; see AP
 """
 
 from tests.xnat_standin.faults import Faults
-from tests.xnat_standin.server import LoggedRequest, StandIn, result_set, run_standin
+from tests.xnat_standin.framing import LoggedRequest, result_set
+from tests.xnat_standin.server import StandIn, run_standin
 
 __all__ = ["Faults", "LoggedRequest", "StandIn", "result_set", "run_standin"]

@@ -7,13 +7,41 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-#: Named targets: the request categories the stand-in's router gives each endpoint.
+#: Named targets: the request categories `categories()` below gives each endpoint.
 NAMED_TARGETS = frozenset({"upload", "delete", "files", "download", "refresh", "survey", "mitigate", "auth",
                            "listing", "resource", "any"})
 STATUS_KINDS = frozenset({"401", "403", "404", "409", "500", "502", "503"})
 #: Kinds that only make sense for some requests: they neither fire nor count elsewhere.
 SPECIAL_KINDS = {"partial_upload": frozenset({"upload"}), "mitigation_error": frozenset({"mitigate_queue"})}
 KINDS = STATUS_KINDS | frozenset({"slow", "drop"}) | frozenset(SPECIAL_KINDS)
+
+
+def categories(method: str, segments: list[str]) -> frozenset[str]:
+    """The named fault targets a request belongs to, from its normalised path segments (`/data/...`).
+
+    Kept beside NAMED_TARGETS so that the names and the paths that earn them change together.
+    `mitigate_queue` is not a target users name: it marks the requests `mitigation_error` applies to.
+    """
+    s = segments
+    if (s[:2] == ["data", "services"] and len(s) > 2 and s[2] == "auth") or s[:2] == ["data", "auth"] or s == [
+            "data", "JSESSION"] or not s:
+        return frozenset({"auth"})
+    if s[:4] == ["data", "services", "refresh", "catalog"]:
+        return frozenset({"refresh"})
+    if s[:3] == ["xapi", "resources", "survey"]:
+        return frozenset({"survey"})
+    if s[:3] == ["xapi", "resources", "mitigate"]:
+        return frozenset({"mitigate", "mitigate_queue"} if method == "POST" else {"mitigate"})
+    if "files" in s:
+        index = s.index("files")
+        if index == len(s) - 1:
+            return frozenset({"files"} if method == "GET" else {"resource"})
+        return frozenset({"download" if method == "GET" else "delete" if method == "DELETE" else "upload"})
+    if s and s[-1] in ("projects", "experiments", "scans", "resources", "subjects"):
+        return frozenset({"listing"})
+    if len(s) >= 2 and s[-2] == "resources":
+        return frozenset({"resource"})
+    return frozenset()
 
 
 @dataclass
