@@ -37,7 +37,6 @@ from typing import Any
 
 import structlog
 
-from container_app.cli.settings import MitigateSettings
 from container_app.core.errors import FileProblem, ResolveProblem
 from container_app.core.outcomes import ActionResult, CatalogResult, ResourceResult
 from container_app.core.paths import safe_relative
@@ -45,6 +44,7 @@ from container_app.core.plan import Action, FileState, ResourcePlan
 from container_app.core.records import CatalogEntry
 from container_app.core.vocabulary import ActionKind, KeepPolicy, Outcome, ResourceStatus, RestFileOperations, Step
 from container_app.mitigation.journal import Journal
+from container_app.mitigation.request import MitigationRequest, Surveyor
 from container_app.mitigation.xnat.client import (
     XnatClient,
     XnatConflictError,
@@ -1156,7 +1156,7 @@ class XnatExecutor:
     """The `xnat` executor: resolves each resource in XNAT, then takes the way the server allows."""
 
     client: XnatClient
-    settings: MitigateSettings
+    request: MitigationRequest
     root: str
     run_id: str
     journal: Journal
@@ -1171,10 +1171,10 @@ class XnatExecutor:
 
     def __post_init__(self) -> None:
         archive = XnatArchive(self.client)
-        self._resolver = TargetResolver(archive, session_id=self.settings.xnat_session,
-                                        project_id=self.settings.xnat_project, scan_uri=self.settings.xnat_scan)
+        self._resolver = TargetResolver(archive, session_id=self.request.xnat_session,
+                                        project_id=self.request.xnat_project, scan_uri=self.request.xnat_scan)
         survey = {r["path"]: r for r in self.survey_report.get("resources", [])}
-        self._context = _Context(archive, self.root, self.run_id, self.journal, survey, self.settings.xnat_timeout)
+        self._context = _Context(archive, self.root, self.run_id, self.journal, survey, self.request.xnat_timeout)
 
     def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]:
         """One resource after the other: each is its own XNAT request sequence, so nothing is shared."""
@@ -1222,12 +1222,12 @@ class XnatExecutor:
             self.way = Way.API
             self.way_reason = (f"{shown} has its own resource survey and mitigation API: XNAT surveys, backs up "
                                "and renames catalog entries in place (they stay cat:dcmEntry with their UIDs)")
-            if self.settings.keep is not KeepPolicy.NEWEST:
-                self.way_reason += (f"; XNAT keeps the newest copy of a duplicate, so --keep {self.settings.keep.value}"
+            if self.request.keep is not KeepPolicy.NEWEST:
+                self.way_reason += (f"; XNAT keeps the newest copy of a duplicate, so --keep {self.request.keep.value}"
                                     " does not apply")
                 log.warning("XNAT's mitigation keeps the newest copy of a duplicate; --keep is not applied",
-                            keep=self.settings.keep.value)
-        elif self.settings.rest_file_operations is RestFileOperations.ALLOW:
+                            keep=self.request.keep.value)
+        elif self.request.rest_file_operations is RestFileOperations.ALLOW:
             self.way = Way.FILE_OPERATIONS
             self.way_reason = (f"{shown} has no resource mitigation API (XNAT 1.8.8 or later has it) and "
                                "--rest-file-operations=allow: files are backed up to the session resource "
@@ -1250,19 +1250,15 @@ class XnatExecutor:
                 "mitigationApi": self.mitigation_api, "way": None if self.way is None else self.way.value,
                 "wayReason": self.way_reason}
 
-    def confirm(self, results: Sequence[ResourceResult], survey_settings: Any,
-                output: str) -> list[ResourceResult]:
+    def confirm(self, results: Sequence[ResourceResult], survey: Surveyor, output: str) -> list[ResourceResult]:
         """Survey the mount again (a read-only, live view of the archive) and record what it finds now."""
         changed = [r for r in results if isinstance(r, XnatResourceResult) and r.way is not None
                    and r.status in (ResourceStatus.MITIGATED, ResourceStatus.PARTIAL)]
         if not changed:
             return list(results)
-        from container_app.cli.workflows import survey_archive
-
-        settings = dataclasses.replace(survey_settings, output=output, fail_on_divergent=False)
         try:
-            outcome = survey_archive(settings, print_summary=False)
-            with open(outcome.report_path, encoding="utf-8") as handle:
+            report_path = survey(output)
+            with open(report_path, encoding="utf-8") as handle:
                 report = json.load(handle)
         except Exception as exc:  # a failed re-survey must not hide what was done
             log.warning("re-survey after mitigation failed", error=str(exc))
@@ -1278,14 +1274,14 @@ class XnatExecutor:
                     update["reason"] = f"the re-survey of the mount after mitigation finds the resource {status}"
                 result = dataclasses.replace(result, **update)
             confirmed.append(result)
-        log.info("re-survey after mitigation", report=outcome.report_path,
+        log.info("re-survey after mitigation", report=report_path,
                  conforming=sum(1 for s in statuses.values() if s == "CONFORMING"), resources=len(statuses))
         return confirmed
 
 
-def connect(settings: MitigateSettings) -> XnatClient:
+def connect(request: MitigationRequest) -> XnatClient:
     """Log in with XNAT_HOST / XNAT_USER / XNAT_PASS."""
-    del settings  # credentials come from the environment only: never from the command line or a report
+    del request  # credentials come from the environment only: never from the command line or a report
     return XnatClient.connect()
 
 
