@@ -3,88 +3,109 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from container_app.cli.settings import MitigateSettings
-from container_app.core.errors import ExitCode, MitigationError, UsageError
+from container_app.core.errors import ExitCode, UsageError
 from container_app.core.outcomes import ActionResult, ResourceResult
 from container_app.core.plan import ResourcePlan, plan_document, plan_mitigation
 from container_app.core.vocabulary import ExecutorChoice, Outcome, ResourceStatus
 from container_app.mitigation.filesystem import Executor, FilesystemExecutor, backup_folder_for
 from container_app.mitigation.journal import STATE_FOLDER, Journal, exclusive_lock
-from container_app.reports.html.writer import write_html_report
-from container_app.reports.mitigation import json_text, mitigation_document, xnat_mitigation_report
-from container_app.reports.survey import read_report, text_table, validate
-from container_app.support.fsutil import SaveFile, is_inside
+from container_app.mitigation.report_files import MITIGATION_PLAN, log_resource, log_summary, write_json, write_report
+from container_app.mitigation.request import MitigationRequest, MitigationSummary
+from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_document, mitigation_report_text
+from container_app.reports.schemas import SURVEY_SCHEMA, read_report
+from container_app.support.fsutil import is_inside
 from container_app.support.time import now_utc
+
+if TYPE_CHECKING:
+    from container_app.cli.settings import MitigateSettings
 
 log = structlog.get_logger("xnat_resource_survey.mitigate")
 
-MITIGATION_REPORT = "mitigation-report.json"
-MITIGATION_PLAN = "mitigation-plan.json"
-SCHEMA = "mitigation-report.schema.json"
+#: What makes a run's exit code say "look at the report": a resource not (or not wholly) mitigated.
+TROUBLED = frozenset({ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED})
 
 
-def mitigate_command(settings: MitigateSettings) -> ExitCode:
-    survey = settings.survey
-    root = os.path.abspath(survey.root)
+def mitigate(request: MitigationRequest) -> MitigationSummary:
+    """Mitigate ROOT as `request` asks: survey first when no report is given, plan, execute, report."""
+    root = os.path.abspath(request.root)
     if not os.path.isdir(root):
-        raise UsageError(f"ROOT {survey.root!r} is not a folder")
-    backup_root = os.path.abspath(settings.backup_dir)
+        raise UsageError(f"ROOT {request.root!r} is not a folder")
+    backup_root = os.path.abspath(request.backup_dir)
     if is_inside(backup_root, root):
         raise UsageError("BACKUP must not be inside ROOT: backups would become part of the archive")
-    if is_inside(survey.output, root):
+    if is_inside(request.output, root):
         raise UsageError("OUT must not be inside ROOT")
-    use_xnat = _wants_xnat(settings, root)
+    use_xnat = _wants_xnat(request, root)
     client = None
-    if use_xnat and not settings.dry_run:
+    if use_xnat and not request.dry_run:
         from container_app.mitigation.xnat.executor import connect
 
-        client = connect(settings)  # before the survey: bad credentials or no server fail fast, nothing changed
+        client = connect(request)  # before the survey: bad credentials or no server fail fast, nothing changed
     try:
-        return _mitigate(settings, root, backup_root, client, use_xnat)
+        return _mitigate(request, root, backup_root, client, use_xnat)
     finally:
         if client is not None:
             client.close()
 
 
-def _wants_xnat(settings: MitigateSettings, root: str) -> bool:
+def mitigate_command(settings: MitigateSettings) -> ExitCode:
+    """Temporary: the CLI's old entry point, until cli/ calls `mitigate` with a request it builds itself."""
+    import dataclasses
+
+    from container_app.cli.workflows import survey_archive
+
+    survey = settings.survey
+
+    def survey_into(output: str) -> str:
+        return survey_archive(dataclasses.replace(survey, output=output, fail_on_divergent=False),
+                              print_summary=False).report_path
+
+    request = MitigationRequest(
+        root=survey.root, output=survey.output, report=settings.report, survey=survey_into,
+        template=survey.template.source, backup_dir=settings.backup_dir, dry_run=settings.dry_run,
+        keep=settings.keep, executor=settings.executor, rest_file_operations=settings.rest_file_operations,
+        xnat_session=settings.xnat_session, xnat_project=settings.xnat_project, xnat_scan=settings.xnat_scan,
+        xnat_timeout=settings.xnat_timeout)
+    return ExitCode.FINDINGS if mitigate(request).troubled else ExitCode.OK
+
+
+def _wants_xnat(request: MitigationRequest, root: str) -> bool:
     """`--executor xnat`; or `auto` inside XNAT (XNAT_HOST set) on a mount that cannot be written."""
-    if settings.executor is ExecutorChoice.XNAT:
+    if request.executor is ExecutorChoice.XNAT:
         return True
-    if settings.executor is ExecutorChoice.FILESYSTEM:
+    if request.executor is ExecutorChoice.FILESYSTEM:
         return False
     return bool(os.environ.get("XNAT_HOST")) and not os.access(root, os.W_OK)
 
 
-def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: Any, use_xnat: bool) -> ExitCode:
-    survey = settings.survey
-    report_path = settings.report
+def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: Any,
+              use_xnat: bool) -> MitigationSummary:
+    report_path = request.report
     if report_path is None:
-        from container_app.cli.workflows import survey_archive
-
-        report_path = survey_archive(survey, print_summary=False).report_path
-    survey_report = read_report(report_path, "survey-report.schema.json")
+        report_path = request.survey(request.output)
+    survey_report = read_report(report_path, SURVEY_SCHEMA)
     if os.path.realpath(survey_report["root"]) != os.path.realpath(root):
         raise UsageError(f"the survey report describes {survey_report['root']}, not {root}")
-    if survey_report["template"] != survey.template.source and settings.report is not None:
+    if survey_report["template"] != request.template and request.report is not None:
         log.warning("the report's naming template differs from --template; the report's is used",
                     report_template=survey_report["template"])
 
-    plan = plan_mitigation(survey_report, settings.keep)
-    os.makedirs(survey.output, exist_ok=True)
+    plan = plan_mitigation(survey_report, request.keep)
+    os.makedirs(request.output, exist_ok=True)
     started = now_utc()
-    if settings.dry_run:
-        _write_json(os.path.join(survey.output, MITIGATION_PLAN), plan_document(plan))
+    if request.dry_run:
+        write_json(os.path.join(request.output, MITIGATION_PLAN), plan_document(plan))
         results = [_planned(r, backup_folder_for(backup_root, plan.run_id, r)) for r in plan.resources]
         document = mitigation_document(plan, results, report_path, backup_root, None, True, started,
                                        executor="xnat" if use_xnat else "filesystem")
-        _log_summary(document, _write_report(survey.output, document, survey_report))
-        return ExitCode.OK
+        written = write_report(request.output, document, survey_report)
+        log_summary(document, written)
+        return MitigationSummary(written, troubled=False)
 
     state = os.path.join(backup_root, STATE_FOLDER, plan.run_id)
     os.makedirs(state, exist_ok=True)
@@ -96,7 +117,7 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
             if client is not None:
                 from container_app.mitigation.xnat.executor import XnatExecutor
 
-                executor = xnat_executor = XnatExecutor(client, settings, root, plan.run_id, journal, survey_report)
+                executor = xnat_executor = XnatExecutor(client, request, root, plan.run_id, journal, survey_report)
             else:
                 executor = FilesystemExecutor(root, backup_root, plan.run_id, journal)
             log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
@@ -105,21 +126,20 @@ def _mitigate(settings: MitigateSettings, root: str, backup_root: str, client: A
             for batch in _batches(plan.resources):
                 for result in executor.execute_batch(batch):
                     results.append(result)
-                    _log_resource(result)
+                    log_resource(result)
             if xnat_executor is not None:  # the mount is a live view of the archive: check what XNAT did
-                results = xnat_executor.confirm(results, survey, os.path.join(survey.output, "resurvey"))
+                results = xnat_executor.confirm(results, request.survey, os.path.join(request.output, "resurvey"))
         finally:
             journal.close()
     document = mitigation_document(plan, results, report_path, backup_root, journal.path, False, started,
                                    executor=executor.name)
     if xnat_executor is not None:
         document["xnatServer"] = xnat_executor.server_document()
-    text = json_text(document)
-    report_out = _write_report(survey.output, document, survey_report, text)
-    _write_json(os.path.join(state, MITIGATION_REPORT), document, text)  # restore finds it beside the backups
-    _log_summary(document, report_out)
-    troubled = {ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED}
-    return ExitCode.FINDINGS if any(r.status in troubled for r in results) else ExitCode.OK
+    text = mitigation_report_text(document)
+    written = write_report(request.output, document, survey_report, text)
+    write_json(os.path.join(state, MITIGATION_REPORT), document, text)  # restore finds it beside the backups
+    log_summary(document, written)
+    return MitigationSummary(written, troubled=any(r.status in TROUBLED for r in results))
 
 
 #: A batch shares one sync of the file system per step; its resources stay locked until it ends.
@@ -143,57 +163,3 @@ def _batches(plans: Sequence[ResourcePlan]) -> Iterator[list[ResourcePlan]]:
 def _planned(plan: ResourcePlan, backup_folder: str) -> ResourceResult:
     results = tuple(ActionResult(a, Outcome.PLANNED) for a in plan.actions)
     return ResourceResult(plan, ResourceStatus.PLANNED, backup_folder, results)
-
-
-# --- the report ------------------------------------------------------------------------------------
-
-
-def _write_json(path: str, document: Any, text: str | None = None) -> None:
-    with SaveFile(path) as handle:
-        handle.write(text if text is not None else json_text(document))
-
-
-def _write_report(out_dir: str, document: dict[str, Any], survey_report: Mapping[str, Any],
-                  text: str | None = None) -> str:
-    """`mitigation-report.json`, validated, and the page people read beside it (`report.html`)."""
-    validate(document, SCHEMA)
-    path = os.path.join(out_dir, MITIGATION_REPORT)
-    _write_json(path, document, text)
-    write_html_report(out_dir, survey_report, document, mitigation_report_path=path)  # the survey report, as read
-    return path
-
-
-def _log_resource(result: ResourceResult) -> None:
-    xnat = xnat_mitigation_report(result)
-    log.info("resource mitigated", resource=result.plan.resource_path, status=result.status.value,
-             moved=xnat["totalMovedFiles"], removed=xnat["totalRemovedFiles"], retained=len(xnat["retainedFiles"]),
-             errors=xnat["totalFileErrors"], conflicts=len(result.plan.conflicts), reason=result.reason)
-
-
-_TABLE = (("resource", "path"), ("status", "status"), ("moved", "moved"), ("removed", "removed"),
-          ("retained", "retained"), ("errors", "errors"), ("conflicts", "conflicts"))
-
-
-def _log_summary(document: dict[str, Any], report_path: str) -> None:
-    path = "dry run: nothing changed" if document["dryRun"] else document["backupRoot"]
-    log.info("mitigation finished", backup=path, report=report_path, **document["totals"])
-    undo = f"xnat-resource-survey restore --report {report_path}"
-    # XNAT's own mitigation keeps its backups in XNAT's cache: no REST call restores them.
-    restorable = not any(r.get("way") == "api" for r in document["resources"])
-    changed = document["totals"]["movedFiles"] + document["totals"]["removedFiles"] if restorable else 0
-    if not document["dryRun"] and changed:
-        log.info("to undo", command=undo)
-    if sys.stderr.isatty():
-        rows = [{"path": r["path"], "status": r["status"], "moved": r["xnat"]["totalMovedFiles"],
-                 "removed": r["xnat"]["totalRemovedFiles"], "retained": len(r["xnat"]["retainedFiles"]),
-                 "errors": r["xnat"]["totalFileErrors"], "conflicts": len(r["conflicts"])}
-                for r in document["resources"]]
-        sys.stdout.write(text_table(_TABLE, rows))
-        sys.stdout.write(f"backups: {path}\n" + (f"to undo: {undo}\n" if changed and not document["dryRun"] else ""))
-
-
-def load_mitigation_report(path: str) -> dict[str, Any]:
-    document = read_report(path, SCHEMA)
-    if document["dryRun"]:
-        raise MitigationError(f"{path} is a dry run: nothing to restore")
-    return document

@@ -7,24 +7,23 @@ rerun: what is already restored is recognised and left alone.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from container_app.cli.settings import RestoreSettings
 from container_app.core.errors import ExitCode, FileProblem
 from container_app.core.paths import safe_relative
 from container_app.core.records import FileRestore
 from container_app.core.vocabulary import RestoreOutcome
-from container_app.mitigation.run import load_mitigation_report
-from container_app.support.fsutil import SaveFile, sha256_of, verified_copy, write_atomically
+from container_app.mitigation.request import RestoreRequest
+from container_app.support.fsutil import sha256_of, verified_copy, write_atomically
 from container_app.support.time import iso, now_utc
 
-log = structlog.get_logger("xnat_resource_survey.restore")
+if TYPE_CHECKING:
+    from container_app.cli.settings import RestoreSettings
 
-RESTORE_REPORT = "restore-report.json"
+log = structlog.get_logger("xnat_resource_survey.restore")
 
 
 def _abs(root: str, rel: str) -> str:
@@ -117,16 +116,8 @@ def restore_report(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def restore_command(settings: RestoreSettings) -> ExitCode:
-    report = load_mitigation_report(settings.report)
-    if report.get("executor") == "xnat":  # undone through XNAT's REST API, as it was done
-        from container_app.mitigation.restore.xnat import restore_xnat_report
+    """Temporary: the CLI's old entry point, until cli/ calls `restore.run.restore` with a request."""
+    from container_app.mitigation.restore.run import restore
 
-        result = restore_xnat_report(report)
-    else:
-        result = restore_report(report)
-    out = settings.output or os.path.dirname(os.path.abspath(settings.report))
-    os.makedirs(out, exist_ok=True)
-    with SaveFile(os.path.join(out, RESTORE_REPORT)) as handle:
-        json.dump(result, handle, indent=1)
-    log.info("restore finished", report=os.path.join(out, RESTORE_REPORT), **result["totals"])
-    return ExitCode.FINDINGS if result["totals"][RestoreOutcome.REFUSED.value] else ExitCode.OK
+    summary = restore(RestoreRequest(report=settings.report, output=settings.output))
+    return ExitCode.FINDINGS if summary.refused else ExitCode.OK

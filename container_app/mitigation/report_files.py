@@ -1,0 +1,79 @@
+"""The mitigation report's files: written beside the survey's page and the backups, read back by restore.
+
+Here rather than in the run so that restore reads a report without importing the run that wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from container_app.core.errors import MitigationError
+from container_app.core.outcomes import ResourceResult
+from container_app.reports.html.writer import write_html_report
+from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_report_text, xnat_mitigation_report
+from container_app.reports.schemas import MITIGATION_SCHEMA, read_report, validate
+from container_app.reports.table import text_table
+from container_app.support.fsutil import SaveFile
+
+log = structlog.get_logger("xnat_resource_survey.mitigate")
+
+MITIGATION_PLAN = "mitigation-plan.json"
+
+
+def write_json(path: str, document: Any, text: str | None = None) -> None:
+    """`document` as the reports' JSON (or `text`, when the caller already has it) at `path`, atomically."""
+    with SaveFile(path) as handle:
+        handle.write(text if text is not None else mitigation_report_text(document))
+
+
+def write_report(out_dir: str, document: dict[str, Any], survey_report: Mapping[str, Any],
+                 text: str | None = None) -> str:
+    """`mitigation-report.json`, validated, and the page people read beside it (`report.html`)."""
+    validate(document, MITIGATION_SCHEMA)
+    path = os.path.join(out_dir, MITIGATION_REPORT)
+    write_json(path, document, text)
+    write_html_report(out_dir, survey_report, document, mitigation_report_path=path)  # the survey report, as read
+    return path
+
+
+def load_mitigation_report(path: str) -> dict[str, Any]:
+    """A mitigation report to restore from: validated, and never a dry run's (it changed nothing)."""
+    document = read_report(path, MITIGATION_SCHEMA)
+    if document["dryRun"]:
+        raise MitigationError(f"{path} is a dry run: nothing to restore")
+    return document
+
+
+def log_resource(result: ResourceResult) -> None:
+    xnat = xnat_mitigation_report(result)
+    log.info("resource mitigated", resource=result.plan.resource_path, status=result.status.value,
+             moved=xnat["totalMovedFiles"], removed=xnat["totalRemovedFiles"], retained=len(xnat["retainedFiles"]),
+             errors=xnat["totalFileErrors"], conflicts=len(result.plan.conflicts), reason=result.reason)
+
+
+_TABLE = (("resource", "path"), ("status", "status"), ("moved", "moved"), ("removed", "removed"),
+          ("retained", "retained"), ("errors", "errors"), ("conflicts", "conflicts"))
+
+
+def log_summary(document: dict[str, Any], report_path: str) -> None:
+    """The run's last log lines, and on a terminal the table of resources and how to undo the run."""
+    path = "dry run: nothing changed" if document["dryRun"] else document["backupRoot"]
+    log.info("mitigation finished", backup=path, report=report_path, **document["totals"])
+    undo = f"xnat-resource-survey restore --report {report_path}"
+    # XNAT's own mitigation keeps its backups in XNAT's cache: no REST call restores them.
+    restorable = not any(r.get("way") == "api" for r in document["resources"])
+    changed = document["totals"]["movedFiles"] + document["totals"]["removedFiles"] if restorable else 0
+    if not document["dryRun"] and changed:
+        log.info("to undo", command=undo)
+    if sys.stderr.isatty():
+        rows = [{"path": r["path"], "status": r["status"], "moved": r["xnat"]["totalMovedFiles"],
+                 "removed": r["xnat"]["totalRemovedFiles"], "retained": len(r["xnat"]["retainedFiles"]),
+                 "errors": r["xnat"]["totalFileErrors"], "conflicts": len(r["conflicts"])}
+                for r in document["resources"]]
+        sys.stdout.write(text_table(_TABLE, rows))
+        sys.stdout.write(f"backups: {path}\n" + (f"to undo: {undo}\n" if changed and not document["dryRun"] else ""))
