@@ -1,10 +1,10 @@
 """Carrying out a mitigation plan on a writable archive, without ever losing a byte.
 
-Per resource: refuse if anything changed since the survey; copy every file that will change into
-BACKUP and verify the copy (sha256, read back), and make the copies durable; only then rename and
-remove, never overwriting; then update the catalog in place. Resources go through these steps in
-batches, so one sync of the file system serves a whole batch. Every step checks the files before it
-acts, so a rerun after a crash at any moment finishes the job.
+The operations of `mitigation.protocol` on files: refuse if anything changed since the survey; copy
+every file that will change into BACKUP and verify the copy (sha256, read back); rename and remove,
+never overwriting; rewrite the catalog in place. The protocol decides their order and the journal;
+these only act, each checking the files before it does, so a rerun after a crash at any moment
+finishes the job. A batch's copies and changes are made durable by one sync of the file system each.
 """
 
 from __future__ import annotations
@@ -16,26 +16,19 @@ import stat
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from container_app.core.catalog_text import rewrite_entries
 from container_app.core.errors import FileProblem, LockedError
 from container_app.core.outcomes import ActionResult, CatalogResult, ResourceResult
 from container_app.core.paths import safe_component, safe_relative
 from container_app.core.plan import Action, FileState, ResourcePlan
-from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus, Step
+from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus
+from container_app.mitigation import protocol
 from container_app.mitigation.journal import Journal, exclusive_lock
+from container_app.mitigation.protocol import CatalogChange, Refusal
 from container_app.support import faults
 from container_app.support.fsutil import sha256_of, sync_filesystem, verified_copy, write_atomically
 from container_app.survey.catalog import is_catalog_name
-
-
-class Executor(Protocol):
-    """What both executors (files on a writable archive; XNAT's REST API) offer."""
-
-    name: str
-
-    def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]: ...
 
 
 def _same_file_state(path: str, state: FileState) -> bool:
@@ -57,14 +50,18 @@ def backup_folder_for(backup_root: str, run_id: str, plan: ResourcePlan) -> str:
 
 @dataclass
 class FilesystemExecutor:
-    """Changes files under ROOT, keeping verified backups under BACKUP."""
+    """Changes files under ROOT, keeping verified backups under BACKUP: `protocol.Operations` on files."""
 
     root: str
     backup_root: str
     run_id: str
     journal: Journal
     name: str = "filesystem"
-    _fresh_backups: set[str] = field(default_factory=set)
+    _fresh_backups: set[str] = field(default_factory=set)  # copied by this process: their bytes are known
+    _durable_backups: int = 0  # how many of them the last sync of BACKUP covered
+
+    def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]:
+        return protocol.execute_batch(self, self.journal, plans)
 
     def backup_folder(self, plan: ResourcePlan) -> str:
         return backup_folder_for(self.backup_root, self.run_id, plan)
@@ -72,134 +69,32 @@ class FilesystemExecutor:
     def _abs(self, rel: str) -> str:
         return os.path.join(self.root, *safe_relative(rel).split("/"))
 
-    def execute_batch(self, plans: Sequence[ResourcePlan]) -> list[ResourceResult]:
-        """Mitigate several resources, each step done for all of them before the next step starts.
+    def _folder(self, plan: ResourcePlan) -> str:
+        return self.root if plan.resource_path == "." else self._abs(plan.resource_path)
 
-        The order of steps per resource is the same as for one resource alone; batching only lets one
-        sync of the file system (and one journal commit) serve every resource of the batch, where a
-        sync per resource made the syncs cost more than the copies.
-        """
-        results: list[ResourceResult | None] = [None] * len(plans)
-        with ExitStack() as locks:
-            work: list[_Work] = []
-            for index, plan in enumerate(plans):
-                started = self._begin(plan, locks)
-                if isinstance(started, ResourceResult):
-                    results[index] = started
-                else:
-                    started.index = index
-                    work.append(started)
-            if work:
-                self.journal.commit()
-                self._back_up(work)
-                self._change(work)
-                self._update_catalogs(work)
-            for item in work:
-                results[item.index] = item.finish()
-        finished = [r for r in results if r is not None]
-        assert len(finished) == len(plans)
-        return finished
-
-    def _begin(self, plan: ResourcePlan, locks: ExitStack) -> _Work | ResourceResult:
-        """Lock the resource and check it still looks as surveyed; a result when it is not to be touched."""
-        backup_folder = self.backup_folder(plan)
-        folder = self.root if plan.resource_path == "." else self._abs(plan.resource_path)
-        if not plan.actions:
-            return ResourceResult(plan, ResourceStatus.NOTHING_TO_DO if not plan.conflicts else ResourceStatus.PARTIAL,
-                                  backup_folder, (), reason="nothing can be done safely" if plan.conflicts else None)
+    def admit(self, plan: ResourcePlan, locks: ExitStack) -> Refusal | None:
+        folder = self._folder(plan)
         try:
             locks.enter_context(exclusive_lock(folder, f"resource {plan.resource_path}"))
         except LockedError as exc:
-            return self._untouched(plan, backup_folder, ResourceStatus.LOCKED, str(exc))
+            return Refusal(ResourceStatus.LOCKED, str(exc))
         if not os.access(folder, os.W_OK):
-            return self._untouched(plan, backup_folder, ResourceStatus.FAILED,
-                                   "the resource folder is read-only: nothing was changed")
-        resource = plan.resource_path
-        if not self.journal.done("resource-start", resource=resource):
-            stale = self._staleness(plan, folder)
-            if stale is not None:
-                self.journal.append("resource", "stale", resource=resource, reason=stale)
-                return self._untouched(plan, backup_folder, ResourceStatus.STALE, stale)
-            # Committed with the batch's first commit, before any backup is journaled as done.
-            self.journal.append("resource-start", "done", resource=resource, backupFolder=backup_folder)
-        return _Work(plan, folder, backup_folder)
+            return Refusal(ResourceStatus.FAILED, "the resource folder is read-only: nothing was changed")
+        return None
 
-    def _untouched(self, plan: ResourcePlan, backup_folder: str, status: ResourceStatus,
-                   reason: str) -> ResourceResult:
-        results = tuple(ActionResult(a, Outcome.SKIPPED, error=reason) for a in plan.actions)
-        return ResourceResult(plan, status, backup_folder, results, reason=reason)
-
-    def _back_up(self, work: Sequence[_Work]) -> None:
-        """1. Copy every file that will change; all copies durable and journaled before any original is touched."""
-        copied_before = len(self._fresh_backups)
-        for item in work:
-            plan, resource = item.plan, item.plan.resource_path
-            item.journaled = {r.get("path") for r in self.journal.done("backup", resource=resource)}
-            pending = [a.source.path for a in plan.actions
-                       if a.kind is not ActionKind.RETAIN and a.source.path not in item.journaled]
-            if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
-                self.journal.append("backup", "start", resource=resource, files=len(pending),
-                                    folder=item.backup_folder)
-            for index, action in enumerate(plan.actions):
-                if action.kind is ActionKind.RETAIN:
-                    item.results[index] = ActionResult(action, Outcome.DONE)
-                    continue
-                destination = os.path.join(item.backup_folder, action.source.path.rsplit("/", 1)[-1])
-                try:
-                    self._backup(action, destination, item.journaled)
-                except FileProblem as exc:
-                    item.results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)
-                    self.journal.append("backup", "failed", resource=resource, path=action.source.path,
-                                        error=str(exc))
-                    continue
-                item.results[index] = ActionResult(action, Outcome.PLANNED, destination)
-        # One sync for the whole batch, then the journal says the backups are done: never before.
-        if len(self._fresh_backups) > copied_before:
+    def make_backups_durable(self) -> None:
+        if len(self._fresh_backups) > self._durable_backups:
             sync_filesystem(self.backup_root)
-        for item in work:
-            for index, action in enumerate(item.plan.actions):
-                result = item.results[index]
-                if result.outcome is Outcome.PLANNED and action.source.path not in item.journaled:
-                    self.journal.append("backup", "done", resource=item.plan.resource_path, path=action.source.path,
-                                        backup=result.backup_path, sha256=action.source.sha256)
-        self.journal.commit()
+            self._durable_backups = len(self._fresh_backups)
 
-    def _change(self, work: Sequence[_Work]) -> None:
-        """2. Renames and removals, in each plan's order (a name is freed before it is taken)."""
-        for item in work:
-            plan, resource = item.plan, item.plan.resource_path
-            finished = {(r["step"], r.get("path")) for r in self.journal.for_resource(resource)
-                        if r["phase"] == "done"}
-            for index, action in enumerate(plan.actions):
-                result = item.results[index]
-                if result.outcome is not Outcome.PLANNED:
-                    continue
-                step = Step.DELETE if action.kind is ActionKind.REMOVE else Step.MOVE
-                if (step.value, action.source.path) in finished:
-                    item.results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
-                    continue
-                self.journal.append(step.value, "start", resource=resource, path=action.source.path,
-                                    target=action.target)
-                try:
-                    if action.kind is ActionKind.REMOVE:
-                        self._remove(action, plan, result.backup_path)
-                    else:
-                        self._rename(action)
-                except FileProblem as exc:
-                    item.results[index] = ActionResult(action, Outcome.FAILED, result.backup_path, str(exc), step)
-                    self.journal.append(step.value, "failed", resource=resource, path=action.source.path,
-                                        error=str(exc))
-                    continue
-                item.results[index] = ActionResult(action, Outcome.DONE, result.backup_path)
-                self.journal.append(step.value, "done", resource=resource, path=action.source.path,
-                                    target=action.target)
-        sync_filesystem(self.root)  # the renames and removals of every folder of the batch
-        self.journal.commit()
+    def make_changes_durable(self) -> None:
+        sync_filesystem(self.root)
 
     # --- the steps ------------------------------------------------------------------------------
 
-    def _staleness(self, plan: ResourcePlan, folder: str) -> str | None:
+    def is_stale(self, plan: ResourcePlan) -> str | None:
         """Why the resource no longer looks as the survey saw it, or None."""
+        folder = self._folder(plan)
         try:
             present = {e.name for e in os.scandir(folder)
                        if not e.is_dir(follow_symlinks=False) and not is_catalog_name(e.name)}
@@ -219,13 +114,14 @@ class FilesystemExecutor:
                 return f"{action.source.path} changed since the survey (sha256)"
         return None
 
-    def _backup(self, action: Action, destination: str, journaled: set[str | None]) -> None:
+    def back_up(self, backup_folder: str, action: Action, *, journaled: bool) -> str:
+        destination = os.path.join(backup_folder, action.source.path.rsplit("/", 1)[-1])
         source = self._abs(action.source.path)
         if os.path.lexists(destination):
             # Made by an earlier attempt of this run: keep it if it holds exactly the surveyed bytes.
             if sha256_of(destination) == action.source.sha256:
-                return
-            if action.source.path in journaled:
+                return destination
+            if journaled:
                 raise FileProblem(f"the backup at {destination} no longer matches; never overwritten")
             # Never journaled as done: a copy cut short by a crash before its batch was synced. The
             # original is untouched (nothing is changed before its backup is journaled), so copy again.
@@ -236,8 +132,9 @@ class FilesystemExecutor:
             raise FileProblem("the file changed since the survey (size or modification time); not touched")
         verified_copy(source, destination, action.source.sha256, durable=False)
         self._fresh_backups.add(destination)
+        return destination
 
-    def _remove(self, action: Action, plan: ResourcePlan, backup: str | None) -> None:
+    def remove(self, plan: ResourcePlan, action: Action, backup_path: str | None) -> None:
         source = self._abs(action.source.path)
         if not os.path.lexists(source):
             return  # removed by an earlier attempt, after its backup was verified
@@ -251,7 +148,7 @@ class FilesystemExecutor:
             raise FileProblem("the copy to keep is gone; this copy stays")
         if not _same_file_state(source, action.source):
             raise FileProblem("the file changed since its backup; not removed")
-        if backup not in self._fresh_backups and sha256_of(source) != action.source.sha256:
+        if backup_path not in self._fresh_backups and sha256_of(source) != action.source.sha256:
             raise FileProblem("the file changed since its backup; not removed")
         try:
             faults.before_unlink()
@@ -259,7 +156,7 @@ class FilesystemExecutor:
         except OSError as exc:
             raise FileProblem(f"delete failed: {exc.strerror or exc}") from exc
 
-    def _rename(self, action: Action) -> None:
+    def rename(self, plan: ResourcePlan, action: Action) -> None:
         assert action.target is not None
         source, target = self._abs(action.source.path), self._abs(action.target)
         source_there, target_there = os.path.lexists(source), os.path.lexists(target)
@@ -292,50 +189,14 @@ class FilesystemExecutor:
         except OSError as exc:
             raise FileProblem(f"renamed, but the old name could not be removed: {exc.strerror or exc}") from exc
 
-    def _update_catalogs(self, work: Sequence[_Work]) -> None:
-        """3. The catalogs follow the files: each new catalog is journaled before it replaces the old one."""
-        writes: list[tuple[_Work, _CatalogChange]] = []
-        copied_before = len(self._fresh_backups)
-        for item in work:
-            change = self._catalog_change(item)
-            if isinstance(change, _CatalogChange):
-                writes.append((item, change))
-        if len(self._fresh_backups) > copied_before:
-            sync_filesystem(self.backup_root)  # the catalogs' backups, before any catalog is replaced
-        for item, change in writes:
-            if change.needs_write:
-                self.journal.append("catalog", "start", resource=item.plan.resource_path,
-                                    sha256=change.result.new_sha256)
-        self.journal.commit()
-        written = False
-        for item, change in writes:
-            try:
-                if change.needs_write:
-                    write_atomically(self._abs(change.result.path), change.data, durable=False)
-                    written = True
-                item.catalog = change.result
-            except OSError as exc:
-                self._catalog_failed(item, change.result.backup_path, change.result.original_sha256,
-                                     f"catalog update failed: {exc}")
-        if written:
-            sync_filesystem(self.root)
-        for item in work:
-            catalog = item.catalog
-            if catalog is not None and catalog.error is None:
-                self.journal.append("catalog", "done", resource=item.plan.resource_path, sha256=catalog.new_sha256,
-                                    renamed=catalog.renamed, removed=catalog.removed)
-            self.journal.append("resource", "done", resource=item.plan.resource_path)
-        self.journal.commit()
-
-    def _catalog_change(self, item: _Work) -> _CatalogChange | None:
-        """The new text of a resource's catalog, rewritten from its backed-up original; None if no catalog
-        or it cannot be rewritten (then `item.catalog` says why)."""
-        plan = item.plan
+    def prepare_catalog(self, plan: ResourcePlan, backup_folder: str, results: Sequence[ActionResult],
+                        earlier_sha256: set[object]) -> CatalogChange | CatalogResult | None:
+        """The new text of a resource's catalog, rewritten from its backed-up original; None if no catalog,
+        a CatalogResult saying why if it cannot be rewritten."""
         if plan.catalog_path is None:
             return None
         path = self._abs(plan.catalog_path)
-        backup = os.path.join(item.backup_folder, plan.catalog_path.rsplit("/", 1)[-1])
-        results = list(item.results.values())
+        backup = os.path.join(backup_folder, plan.catalog_path.rsplit("/", 1)[-1])
         renames = {r.action.source.path.rsplit("/", 1)[-1]: (r.action.target or "").rsplit("/", 1)[-1]
                    for r in results if r.outcome is Outcome.DONE and r.action.kind is ActionKind.RENAME}
         removals = frozenset(r.action.source.path.rsplit("/", 1)[-1]
@@ -354,52 +215,18 @@ class FilesystemExecutor:
             new_data = new_text.encode("utf-8")
             new_sha = hashlib.sha256(new_data).hexdigest()
             current_sha = sha256_of(path)
-            ours = {original_sha, *(r.get("sha256") for r in self.journal.for_resource(plan.resource_path)
-                                    if r["step"] == "catalog")}
+            ours = {original_sha, *earlier_sha256}
             if current_sha not in ours:
                 raise FileProblem("the catalog changed since the survey; not rewritten")
             result = CatalogResult(plan.catalog_path, backup, original_sha, new_sha, renamed, removed)
-            return _CatalogChange(result, new_data, needs_write=current_sha != new_sha)
+            return CatalogChange(result, new_data, needs_write=current_sha != new_sha)
         except (OSError, FileProblem, UnicodeDecodeError) as exc:
             message = str(exc) if isinstance(exc, FileProblem) else f"catalog update failed: {exc}"
-            self._catalog_failed(item, backup if os.path.lexists(backup) else None, original_sha, message)
-            return None
+            return CatalogResult(plan.catalog_path, backup if os.path.lexists(backup) else None, original_sha,
+                                 None, 0, 0, message)
 
-    def _catalog_failed(self, item: _Work, backup: str | None, original_sha: str | None, message: str) -> None:
-        self.journal.append("catalog", "failed", resource=item.plan.resource_path, error=message)
-        item.catalog = CatalogResult(item.plan.catalog_path or "", backup, original_sha, None, 0, 0, message)
-
-
-@dataclass(slots=True)
-class _Work:
-    """One resource on its way through a batch."""
-
-    plan: ResourcePlan
-    folder: str
-    backup_folder: str
-    index: int = 0
-    results: dict[int, ActionResult] = field(default_factory=dict)  # by the action's index in the plan
-    journaled: set[str | None] = field(default_factory=set)  # files whose backups an earlier attempt journaled
-    catalog: CatalogResult | None = None
-
-    def finish(self) -> ResourceResult:
-        ordered = tuple(self.results[i] for i in range(len(self.plan.actions)))
-        return ResourceResult(self.plan, _status(self.plan, ordered, self.catalog), self.backup_folder, ordered,
-                              self.catalog)
-
-
-@dataclass(frozen=True, slots=True)
-class _CatalogChange:
-    result: CatalogResult
-    data: bytes
-    needs_write: bool
-
-
-def _status(plan: ResourcePlan, results: tuple[ActionResult, ...], catalog: CatalogResult | None) -> ResourceStatus:
-    failed = sum(1 for r in results if r.outcome is Outcome.FAILED)
-    if failed == len(results) and results:
-        return ResourceStatus.FAILED
-    if failed or plan.conflicts or (catalog is not None and catalog.error):
-        return ResourceStatus.PARTIAL
-    return ResourceStatus.MITIGATED
-
+    def write_catalog(self, catalog_path: str, data: bytes) -> None:
+        try:
+            write_atomically(self._abs(catalog_path), data, durable=False)
+        except OSError as exc:
+            raise FileProblem(f"catalog update failed: {exc}") from exc

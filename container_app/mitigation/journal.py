@@ -4,41 +4,82 @@ The journal is an append-only file of JSON lines in the run's state folder insid
 step is written before it happens ("start") and after ("done" or "failed"); `commit` makes the
 lines durable. Recovery never trusts the journal alone: every step also checks the files
 themselves before it acts, so a line lost in a crash costs a re-check, never a byte.
+
+Lines are written and read only here, and only by the members of `JournalStep` and `JournalPhase`:
+a misspelt step would silently make a rerun redo or skip it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from container_app.core.errors import LockedError, MitigationError
+from container_app.core.vocabulary import JournalPhase, JournalStep
 from container_app.support import faults
+from container_app.support.time import now_utc
 
 STATE_FOLDER = ".xnat-resource-survey"
+JOURNAL_NAME = "journal.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """One journal line as read back: its step and phase typed, every field as it was written."""
+
+    step: JournalStep
+    phase: JournalPhase
+    fields: Mapping[str, Any]
+
+    @property
+    def resource(self) -> str | None:
+        value = self.fields.get("resource")
+        return value if isinstance(value, str) else None
+
+    @property
+    def path(self) -> str | None:
+        """The file the step was about (backup, move, delete), or None for a step of the whole resource."""
+        value = self.fields.get("path")
+        return value if isinstance(value, str) else None
+
+    def get(self, name: str) -> Any:
+        return self.fields.get(name)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> JournalRecord | None:
+        """The record of a line; None for a line with a step or phase this version does not know (a lookup
+        by the known members could never have matched it, so it is ignored as it always was)."""
+        try:
+            return cls(JournalStep(fields["step"]), JournalPhase(fields["phase"]), fields)
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass
 class Journal:
     path: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-    _handle: Any = None
+    records: list[JournalRecord] = field(default_factory=list)
+    _handle: IO[str] | None = None  # support.faults flushes it before a simulated crash
     # Records by their "resource" field: each resource's steps are looked up without scanning the
     # whole journal, which grows with the run (a scan per resource would make a long run quadratic).
-    _by_resource: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    _by_resource: dict[str | None, list[JournalRecord]] = field(default_factory=dict)
 
-    def _remember(self, record: dict[str, Any]) -> None:
+    def _remember(self, fields: Mapping[str, Any]) -> None:
+        record = JournalRecord.from_fields(fields)
+        if record is None:
+            return
         self.records.append(record)
-        self._by_resource.setdefault(record.get("resource"), []).append(record)
+        self._by_resource.setdefault(record.resource, []).append(record)
 
     @classmethod
     def open(cls, path: str) -> Journal:
+        """The journal at `path`, its earlier lines read back, open for appending (created if need be)."""
         os.makedirs(os.path.dirname(path), exist_ok=True)
         journal = cls(path)
         text = ""
@@ -48,27 +89,34 @@ class Journal:
             lines = text.splitlines()
             for number, line in enumerate(lines, 1):
                 try:
-                    journal._remember(json.loads(line))
+                    fields = json.loads(line)
                 except json.JSONDecodeError:
                     # Only the last line can be torn by a crash; anything else is damage.
                     if number != len(lines):
                         raise MitigationError(f"journal {path} is damaged at line {number}") from None
+                    continue
+                if isinstance(fields, dict):
+                    journal._remember(fields)
         journal._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         if os.path.exists(path) and os.path.getsize(path) and not text.endswith("\n"):
             journal._handle.write("\n")  # start after a line torn by a crash
         return journal
 
-    def append(self, step: str, phase: str, **details: Any) -> None:
-        record = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "step": step, "phase": phase,
+    def append(self, step: JournalStep, phase: JournalPhase, **details: Any) -> None:
+        """Write one line (durable only at the next `commit`)."""
+        fields = {"at": now_utc().isoformat(timespec="milliseconds"), "step": str(step), "phase": str(phase),
                   **details}
-        self._remember(record)
+        self._remember(fields)
+        assert self._handle is not None, "the journal is closed"
         try:
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.write(json.dumps(fields, ensure_ascii=False) + "\n")
         except OSError as exc:
             raise self._failure(exc) from exc
         faults.journal_written(self)
 
     def commit(self) -> None:
+        """Make every line written so far durable: what a step may rely on before the next one starts."""
+        assert self._handle is not None, "the journal is closed"
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
@@ -89,15 +137,23 @@ class Journal:
                     self._handle.close()
                 self._handle = None
 
-    def for_resource(self, resource: str) -> list[dict[str, Any]]:
+    def for_resource(self, resource: str) -> Sequence[JournalRecord]:
         """Every record of one resource, in journal order."""
         return self._by_resource.get(resource, [])
 
-    def done(self, step: str, **match: Any) -> list[dict[str, Any]]:
+    def done(self, step: JournalStep, **match: Any) -> list[JournalRecord]:
         """Records of `step` finished ("done"), optionally only those whose fields equal `match`."""
         records = self.for_resource(match["resource"]) if "resource" in match else self.records
         return [r for r in records
-                if r["step"] == step and r["phase"] == "done" and all(r.get(k) == v for k, v in match.items())]
+                if r.step is step and r.phase is JournalPhase.DONE and all(r.get(k) == v for k, v in match.items())]
+
+    def done_paths(self, step: JournalStep, resource: str) -> set[str | None]:
+        """The files of one resource for which `step` is journaled as done."""
+        return {r.path for r in self.for_resource(resource) if r.step is step and r.phase is JournalPhase.DONE}
+
+    def field_values(self, step: JournalStep, resource: str, name: str) -> set[Any]:
+        """Every value field `name` took in the records of `step` for one resource, whatever their phase."""
+        return {r.get(name) for r in self.for_resource(resource) if r.step is step}
 
 
 @contextmanager

@@ -12,8 +12,9 @@ from container_app.core.errors import ExitCode, UsageError
 from container_app.core.outcomes import ActionResult, ResourceResult
 from container_app.core.plan import ResourcePlan, plan_document, plan_mitigation
 from container_app.core.vocabulary import ExecutorChoice, Outcome, ResourceStatus
-from container_app.mitigation.filesystem import Executor, FilesystemExecutor, backup_folder_for
-from container_app.mitigation.journal import STATE_FOLDER, Journal, exclusive_lock
+from container_app.mitigation.filesystem import FilesystemExecutor, backup_folder_for
+from container_app.mitigation.journal import JOURNAL_NAME, STATE_FOLDER, Journal, exclusive_lock
+from container_app.mitigation.protocol import Executor
 from container_app.mitigation.report_files import MITIGATION_PLAN, log_resource, log_summary, write_json, write_report
 from container_app.mitigation.request import MitigationRequest, MitigationSummary
 from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_document, mitigation_report_text
@@ -110,7 +111,7 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
     state = os.path.join(backup_root, STATE_FOLDER, plan.run_id)
     os.makedirs(state, exist_ok=True)
     with exclusive_lock(state, f"mitigation run {plan.run_id}"):
-        journal = Journal.open(os.path.join(state, "journal.jsonl"))
+        journal = Journal.open(os.path.join(state, JOURNAL_NAME))
         try:
             executor: Executor
             xnat_executor = None
