@@ -18,7 +18,7 @@ import pytest
 
 from container_app.demo import synth
 from container_app.demo.synth import CopyKind, CopySpec, FileSpec, InstanceSpec, Naming, ScanSpec
-from tests.test_mitigation import assert_nothing_lost, mitigate, run_cli, snapshot, survey
+from tests.helpers.mitigation import assert_nothing_lost, mitigate, run_cli, snapshot, survey
 
 SCANS, PER_SCAN = 3, 700
 

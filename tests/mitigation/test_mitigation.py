@@ -10,35 +10,23 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from container_app.demo import synth
-from container_app.demo.synth import CopyKind, CopySpec, FileSpec, InstanceSpec, Naming, ScanSpec
-
-HERE = Path(__file__).parent
-CONFORMANCE = next((p for p in (HERE / "data" / "conformance", HERE.parent.parent / "shared" / "conformance")
-                    if (p / "xnat-scan5-duplicates").is_dir()), None)
-needs_conformance = pytest.mark.skipif(CONFORMANCE is None, reason="conformance data not found")
-
-
-def run_cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "container_app", *map(str, args), "--log-format", "json"],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file under root, by relative path."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
-
-
-def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in result.stderr + result.stdout
+from tests.helpers.mitigation import (
+    CONFORMANCE,
+    assert_nothing_lost,
+    legacy_session,
+    mitigate,
+    mitigation_report,
+    needs_conformance,
+    no_traceback,
+    run_cli,
+    snapshot,
+    survey,
+)
 
 
 @pytest.fixture
@@ -49,22 +37,6 @@ def scan5(tmp_path: Path) -> Path:
     shutil.copytree(CONFORMANCE / "xnat-scan5-duplicates", resource)
     (resource / "expectedNames.txt").unlink()
     return root
-
-
-def survey(root: Path, out: Path) -> dict[str, Any]:
-    result = run_cli("survey", root, "--output", out)
-    assert result.returncode == 0, result.stderr
-    return json.loads((out / "survey-report.json").read_text())  # type: ignore[no-any-return]
-
-
-def mitigate(root: Path, out: Path, backup: Path, *extra: str,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli("mitigate", root, "--report", out / "survey-report.json", "--backup-dir", backup,
-                   "--output", out / "mitigation", *extra, env=env)
-
-
-def mitigation_report(out: Path) -> dict[str, Any]:
-    return json.loads((out / "mitigation" / "mitigation-report.json").read_text())  # type: ignore[no-any-return]
 
 
 # --- XNAT's own test case --------------------------------------------------------------------------
@@ -142,26 +114,6 @@ def test_dry_run_plans_and_changes_nothing(scan5: Path, tmp_path: Path) -> None:
 
 
 # --- synthesized sessions -------------------------------------------------------------------------
-
-BASE = InstanceSpec(sop_instance_uid=synth.uid("base"), patient_name="Doe^Jane")
-
-
-def legacy_session(root: Path, scans: int = 2, per_scan: int = 20, *, duplicates: int = 3,
-                   differing: int = 1) -> Path:
-    """Scans of legacy-named files, some stored twice (identical or not)."""
-    specs = []
-    for scan in range(1, scans + 1):
-        files = []
-        for n, instance in enumerate(synth.series_instances(BASE, scan, per_scan)):
-            copies: tuple[CopySpec, ...] = ()
-            if n < duplicates:
-                kind = CopyKind.DIFFERENT if n < differing else CopyKind.IDENTICAL
-                copies = (CopySpec(name=Naming.XNAT, kind=kind),)
-            files.append(FileSpec(instance=instance, name=Naming.LEGACY, copies=copies))
-        specs.append(ScanSpec(scan_id=str(scan), files=tuple(files)))
-    layout = synth.build_session(root, "S1", "P1", specs)
-    return layout.root
-
 
 def test_keep_policy_prefers_identical_copy_at_expected_name(tmp_path: Path) -> None:
     root = legacy_session(tmp_path / "a", scans=1, per_scan=6, duplicates=3, differing=1)
@@ -241,13 +193,6 @@ def test_injected_backup_and_delete_faults_lose_nothing(tmp_path: Path) -> None:
     assert (root / failed).exists()  # a failed backup blocks every change to that file
     assert len(xnat["deleteErrors"]) + len(xnat["moveErrors"]) == 1
     assert_nothing_lost(before, root, backup)
-
-
-def assert_nothing_lost(before: dict[str, str], root: Path, backup: Path) -> None:
-    """Every original file's bytes are somewhere: in place, renamed, or in BACKUP."""
-    present = set(snapshot(root).values()) | (set(snapshot(backup).values()) if backup.exists() else set())
-    missing = [path for path, digest in before.items() if digest not in present]
-    assert not missing, f"lost: {missing[:5]}"
 
 
 # --- real read-only mounts and full disks (root can bind-mount; skipped elsewhere) ---------------
