@@ -14,7 +14,7 @@ import structlog
 
 from container_app.core.errors import MitigationError
 from container_app.core.outcomes import ResourceResult
-from container_app.reports.html.writer import write_html_report
+from container_app.reports.html.survey_page import write_html_report
 from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_report_text, xnat_mitigation_report
 from container_app.reports.schemas import MITIGATION_SCHEMA, read_report, validate
 from container_app.reports.table import text_table

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from container_app.core.errors import ExitCode, UsageError
+from container_app.core.errors import UsageError
 from container_app.core.outcomes import ActionResult, ResourceResult
 from container_app.core.plan import ResourcePlan, plan_document, plan_mitigation
 from container_app.core.vocabulary import ExecutorChoice, Outcome, ResourceStatus
@@ -21,9 +21,6 @@ from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_docum
 from container_app.reports.schemas import SURVEY_SCHEMA, read_report
 from container_app.support.fsutil import is_inside
 from container_app.support.time import now_utc
-
-if TYPE_CHECKING:
-    from container_app.cli.settings import MitigateSettings
 
 log = structlog.get_logger("xnat_resource_survey.mitigate")
 
@@ -52,27 +49,6 @@ def mitigate(request: MitigationRequest) -> MitigationSummary:
     finally:
         if client is not None:
             client.close()
-
-
-def mitigate_command(settings: MitigateSettings) -> ExitCode:
-    """Temporary: the CLI's old entry point, until cli/ calls `mitigate` with a request it builds itself."""
-    import dataclasses
-
-    from container_app.cli.workflows import survey_archive
-
-    survey = settings.survey
-
-    def survey_into(output: str) -> str:
-        return survey_archive(dataclasses.replace(survey, output=output, fail_on_divergent=False),
-                              print_summary=False).report_path
-
-    request = MitigationRequest(
-        root=survey.root, output=survey.output, report=settings.report, survey=survey_into,
-        template=survey.template.source, backup_dir=settings.backup_dir, dry_run=settings.dry_run,
-        keep=settings.keep, executor=settings.executor, rest_file_operations=settings.rest_file_operations,
-        xnat_session=settings.xnat_session, xnat_project=settings.xnat_project, xnat_scan=settings.xnat_scan,
-        xnat_timeout=settings.xnat_timeout)
-    return ExitCode.FINDINGS if mitigate(request).troubled else ExitCode.OK
 
 
 def _wants_xnat(request: MitigationRequest, root: str) -> bool:

@@ -8,20 +8,16 @@ rerun: what is already restored is recognised and left alone.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from container_app.core.errors import ExitCode, FileProblem
+from container_app.core.errors import FileProblem
 from container_app.core.paths import safe_relative
 from container_app.core.records import FileRestore
 from container_app.core.vocabulary import RestoreOutcome
-from container_app.mitigation.request import RestoreRequest
 from container_app.support.fsutil import sha256_of, verified_copy, write_atomically
 from container_app.support.time import iso, now_utc
-
-if TYPE_CHECKING:
-    from container_app.cli.settings import RestoreSettings
 
 log = structlog.get_logger("xnat_resource_survey.restore")
 
@@ -113,11 +109,3 @@ def restore_report(report: dict[str, Any]) -> dict[str, Any]:
             counts[file["outcome"]] += 1
     return {"reportType": "restore", "mitigationRunId": report["runId"], "root": root, "finishedAt": iso(now_utc()),
             "resources": resources, "totals": counts}
-
-
-def restore_command(settings: RestoreSettings) -> ExitCode:
-    """Temporary: the CLI's old entry point, until cli/ calls `restore.run.restore` with a request."""
-    from container_app.mitigation.restore.run import restore
-
-    summary = restore(RestoreRequest(report=settings.report, output=settings.output))
-    return ExitCode.FINDINGS if summary.refused else ExitCode.OK
