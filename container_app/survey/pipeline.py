@@ -20,27 +20,27 @@ from container_app.core.classify import ResourceFindings, classify, with_content
 from container_app.core.naming import NamingTemplate
 from container_app.core.records import ContentCheck, FileRecord, Resource
 from container_app.core.vocabulary import Reason
-from container_app.survey.dicom.headers import ReadPlan, check_content, survey_file
+from container_app.survey.dicom.read_plan import ReadPlan
+from container_app.survey.dicom.reader import check_content, survey_file
 from container_app.survey.discover import Selection, discover, load_catalog
 
 log = structlog.get_logger("xnat_resource_survey.survey")
 
 T = TypeVar("T")
 
+PROGRESS_EVERY_S = 10.0
+_CHUNK = 128  # files per task when every worker reads a share of one big resource
+_BIG_RESOURCE = 2048  # larger resources are read in chunks by every worker, then classified here
+
 
 def _identity(findings: ResourceFindings) -> ResourceFindings:
     return findings
-
-_CHUNK = 128
-PROGRESS_EVERY_S = 10.0
-
-_BIG_RESOURCE = 2048  # larger resources are read in chunks by every worker, then classified here
 
 
 @dataclass(frozen=True, slots=True)
 class _WorkerContext:
     root: str
-    plan: ReadPlan
+    read_plan: ReadPlan
     template: NamingTemplate
     render: Callable[[ResourceFindings], Any]
 
@@ -56,8 +56,8 @@ def _init_worker(context: _WorkerContext) -> None:
 def _read_chunk(task: tuple[str, Sequence[str]]) -> list[FileRecord]:
     directory, names = task
     assert _context is not None
-    plan = _context.plan
-    return [survey_file(directory, name, plan) for name in names]
+    read_plan = _context.read_plan
+    return [survey_file(directory, name, read_plan) for name in names]
 
 
 def _check_chunk(task: tuple[str, Sequence[str]]) -> list[tuple[str, ContentCheck | None]]:
@@ -99,7 +99,8 @@ class Progress:
     last_report: float = 0.0
 
 
-def plan_resources(request: SurveyRequest) -> list[Resource]:
+def resources_to_survey(request: SurveyRequest) -> list[Resource]:
+    """The resources under ROOT that the request selects, in order; folders that cannot be listed are logged."""
     def skipped(path: str, why: str) -> None:
         if why != "not selected":
             log.warning("folder skipped", path=path, reason=why)
@@ -110,7 +111,7 @@ def plan_resources(request: SurveyRequest) -> list[Resource]:
 def run(request: SurveyRequest, resources: Sequence[Resource],
         on_progress: Callable[[Progress], None] | None = None,
         render: Callable[[ResourceFindings], T] = _identity) -> Iterator[T]:  # type: ignore[assignment]
-    """Survey `resources` (from `plan_resources`), yielding `render(findings)` resource by resource, in order.
+    """Survey `resources` (from `resources_to_survey`), yielding `render(findings)` resource by resource, in order.
 
     `render` runs in the worker that surveyed the resource, so turning findings into report text is
     spread over the workers too; it must be a module-level function.

@@ -19,14 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_files
 
-from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
 from container_app.demo import synth
-from container_app.survey.dicom import headers
-from container_app.survey.dicom.headers import ReadPlan, check_content, read_header
-from tests.test_headers import BASE, ENCODINGS
+from container_app.survey.dicom import decode, fast_path, native
+from container_app.survey.dicom.read_plan import ReadPlan
+from container_app.survey.dicom.reader import check_content, read_header
+from tests.helpers.dicom import BASE, DEFAULT, ENCODINGS, PLAN
 
-DEFAULT = parse_template(DEFAULT_TEMPLATE)
-PLAN = ReadPlan.for_keywords(DEFAULT.keywords)
 #: Elements after the enhanced MR's functional groups and the pixel module: the walk crosses every sequence.
 WIDE_PLAN = ReadPlan.for_keywords([*DEFAULT.keywords, "Rows", "Columns", "NumberOfFrames", "ImageComments",
                                    "WaveformSampleInterpretation"])
@@ -44,14 +42,14 @@ if c_walk is None:
     pytestmark = pytest.mark.skip(reason="the C walker is not built here")
 
 
-def outcome(path: Path, plan: ReadPlan, native: bool) -> tuple[Any, ...]:
+def outcome(path: Path, plan: ReadPlan, in_c: bool) -> tuple[Any, ...]:
     """What the fast path makes of a file with the C functions or the Python ones: values and content
     check, or what it raised."""
-    saved = headers._walk, headers._ascii_first_values
-    if native:
-        headers._walk, headers._ascii_first_values = c_walk, c_ascii_first_values
+    saved = fast_path._walk, decode._ascii_first_values
+    if in_c:
+        fast_path._walk, decode._ascii_first_values = c_walk, c_ascii_first_values
     else:
-        headers._walk, headers._ascii_first_values = headers._walk_python, headers._ascii_first_values_python
+        fast_path._walk, decode._ascii_first_values = fast_path._walk_python, decode._ascii_first_values_python
     try:
         try:
             result = read_header(str(path), plan, fast=True)
@@ -65,17 +63,17 @@ def outcome(path: Path, plan: ReadPlan, native: bool) -> tuple[Any, ...]:
             content = ("raised", type(exc).__name__)
         return header, content
     finally:
-        headers._walk, headers._ascii_first_values = saved
+        fast_path._walk, decode._ascii_first_values = saved
 
 
 def both(path: Path, plan: ReadPlan = WIDE_PLAN) -> tuple[Any, Any]:
-    return outcome(path, plan, native=True), outcome(path, plan, native=False)
+    return outcome(path, plan, in_c=True), outcome(path, plan, in_c=False)
 
 
 def test_the_survey_uses_the_c_walker_when_built() -> None:
-    assert headers.ACCELERATED
-    assert headers._walk is c_walk
-    assert headers._ascii_first_values is c_ascii_first_values
+    assert native.ACCELERATED
+    assert fast_path._walk is c_walk
+    assert decode._ascii_first_values is c_ascii_first_values
 
 
 VALUE_BYTES = st.binary(max_size=24) | st.lists(st.sampled_from([b"\\", b" ", b"\0", b"\x1b", b"\xe9", b"1.2", b"A^B",
@@ -91,13 +89,13 @@ def test_ascii_first_values_in_c_and_python(raw: dict[int, bytes]) -> None:
     c_values: dict[str, str] = {}
     python_values: dict[str, str] = {}
     c_left = c_ascii_first_values(raw, ascii_keywords, text_keywords, c_values)
-    python_left = headers._ascii_first_values_python(raw, ascii_keywords, text_keywords, python_values)
+    python_left = decode._ascii_first_values_python(raw, ascii_keywords, text_keywords, python_values)
     assert (c_values, c_left) == (python_values, python_left)
 
 
 def test_the_environment_turns_it_off() -> None:
-    code = "from container_app.survey.dicom import headers; print(headers.ACCELERATED)"
-    env = {**os.environ, headers.PURE_PYTHON_ENV: "1"}
+    code = "from container_app.survey.dicom import native; print(native.ACCELERATED)"
+    env = {**os.environ, native.PURE_PYTHON_ENV: "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -221,7 +219,7 @@ def test_element_soup_stops_where_the_python_walker_would_continue(
     c_values: dict[int, bytes] = {}
     c_pos, c_finished = c_walk(data, 0, 0, 0x0020FFFF, wanted, c_values, implicit)
     python_values: dict[int, bytes] = {}
-    python_pos, python_finished = headers._walk_python(data, 0, 0, 0x0020FFFF, wanted, python_values, implicit)
+    python_pos, python_finished = fast_path._walk_python(data, 0, 0, 0x0020FFFF, wanted, python_values, implicit)
     # The C walker may go further (it steps over sequences); up to where Python stopped, they agree.
     assert c_pos >= python_pos
     assert {t: v for t, v in c_values.items() if t in python_values} == python_values

@@ -1,0 +1,128 @@
+"""Reading DICOM headers: the entry points the survey pipeline calls. The only place DICOM is parsed.
+
+The fast path (`fast_path`) reads just the bytes up to the last tag the survey needs; anything it
+does not recognise goes to pydicom (`fallback`), which reads the same elements. Both hand back the
+raw bytes of each element to one decoder (`decode`), which turns them into the strings XNAT's
+DICOM library would return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+from container_app.core.records import ContentCheck, FileRecord, HeaderValues
+from container_app.core.vocabulary import Reason
+from container_app.survey.dicom import fallback
+from container_app.survey.dicom.fast_path import (
+    GZIP_MAGIC,
+    PIXEL_DATA_TAGS,
+    ElementParser,
+    FastPathUnsupported,
+    Window,
+    read_fast,
+    read_layout,
+)
+from container_app.survey.dicom.read_plan import MEDIA_STORAGE_DIRECTORY, ParsedHeader, ReadPlan, TruncatedFile
+
+
+def read_header(path: str, plan: ReadPlan, *, fast: bool = True) -> ParsedHeader:
+    """Parse the wanted elements of one DICOM file. Raises OSError, TruncatedFile or InvalidDicomError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        size = os.fstat(fd).st_size
+        if fast:
+            try:
+                return read_fast(Window(fd, size), plan)
+            except FastPathUnsupported:
+                pass
+        # Looked up on the module at each call, so tests can see which files fall back.
+        return fallback.read_with_pydicom(path, plan)
+    finally:
+        os.close(fd)
+
+
+def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
+    """Everything the survey needs about one directory entry, never following a link."""
+    path = os.path.join(directory, name)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return FileRecord(name, 0, 0, (0, 0), 0, None, (Reason.UNREADABLE,), exc.strerror)
+
+    def record(header: HeaderValues | None, reasons: tuple[Reason, ...], detail: str | None = None,
+               needs_force: bool = False) -> FileRecord:
+        return FileRecord(name, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino), st.st_nlink, header, reasons,
+                          detail, needs_force)
+
+    if stat.S_ISLNK(st.st_mode):
+        return record(None, (Reason.SYMLINK,), detail="symbolic link, not followed")
+    if not stat.S_ISREG(st.st_mode):
+        return record(None, (Reason.NOT_A_REGULAR_FILE,), detail="not a regular file")
+    try:
+        parsed = read_header(path, plan)
+    except TruncatedFile:
+        return record(None, (Reason.TRUNCATED,), detail="the file ends inside its header")
+    except OSError as exc:
+        return record(None, (Reason.UNREADABLE,), detail=exc.strerror)
+    except Exception as exc:  # pydicom raises many types on garbage; all mean "not DICOM" here
+        reason = Reason.GZIP_COMPRESSED if _starts_with(path, GZIP_MAGIC) else Reason.NOT_DICOM
+        detail = "gzip-compressed file" if reason is Reason.GZIP_COMPRESSED else _short(exc)
+        return record(None, (reason,), detail=detail)
+    reasons: list[Reason] = []
+    values = parsed.values
+    if values.get("SOPClassUID") == MEDIA_STORAGE_DIRECTORY:
+        return record(HeaderValues(values), (Reason.DICOMDIR,), detail="a DICOMDIR, not an instance")
+    if "SOPClassUID" not in values:
+        reasons.append(Reason.MISSING_SOP_CLASS_UID)
+    elif "SOPInstanceUID" not in values:
+        reasons.append(Reason.MISSING_SOP_INSTANCE_UID)
+    if parsed.needs_force:
+        reasons.append(Reason.NEEDS_FORCE)
+    instance_uid = values.get("SOPInstanceUID")
+    if parsed.meta_instance_uid and instance_uid and parsed.meta_instance_uid != instance_uid:
+        reasons.append(Reason.MEDIA_STORAGE_UID_MISMATCH)
+    if st.st_nlink > 1:
+        reasons.append(Reason.HARD_LINK)
+    return record(HeaderValues(values), tuple(reasons), needs_force=parsed.needs_force)
+
+
+def check_content(path: str) -> ContentCheck:
+    """sha256 of the whole file, and whether its elements (pixel data included) are all there.
+
+    For the files a mitigation would touch or compare: it can then tell whether they changed.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        fd = handle.fileno()
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+        size = os.fstat(fd).st_size
+        intact, detail = True, None
+        try:
+            window = Window(fd, size)
+            layout = read_layout(window)
+            end, last_tag = ElementParser(window, layout.little, layout.implicit).last_element_end(
+                layout.dataset_start)
+            if end > window.size or not window.complete:
+                intact = False
+                detail = "pixel data cut short" if last_tag in PIXEL_DATA_TAGS else "the last element is cut short"
+        except TruncatedFile:
+            intact, detail = False, "the file ends inside an element"
+        except FastPathUnsupported:
+            pass  # not judged: the header read already classified the file
+    return ContentCheck(digest.hexdigest(), intact, detail)
+
+
+def _starts_with(path: str, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
