@@ -19,18 +19,13 @@ from container_app.demo import synth
 from container_app.demo.archive import build_demo_archive
 from container_app.demo.synth import ExtraFile, ExtraKind, InstanceSpec, ResourceSpec, ScanSpec, SessionSpec
 from container_app.support.fsutil import TEMPORARY_SUFFIX
+from tests.helpers.cli import no_traceback
 
 #: XNAT's own CSV header for survey reports (xnat-web ResourceSurveyReport CSV_HEADER).
 XNAT_CSV_COLUMNS = ["projectId", "subjectId", "experimentId", "scanId", "resourceId", "resourceLabel", "resourceUri",
                     "requestStatus", "surveyDate", "totalEntries", "totalUids", "totalDuplicates", "totalBadFiles",
                     "totalMismatchedFiles"]
 STUDY = InstanceSpec(sop_instance_uid=synth.uid("cli", "placeholder"), study_instance_uid=synth.uid("cli", "study"))
-
-
-def no_traceback(*texts: str) -> None:
-    for text in texts:
-        assert "Traceback" not in text
-        assert 'File "' not in text
 
 
 def read_csv(path: Path) -> list[list[str]]:
