@@ -1,7 +1,7 @@
 """Moved: `survey_archive` is in cli.commands.survey, `run_demo` in cli.commands.demo.
 
-Kept only while tests/conftest.py, tests/helpers/reports.py and tests/survey/test_names_and_logs.py still
-import from here; delete it once they import from the command modules.
+Kept only while tests/conftest.py and tests/survey/test_names_and_logs.py still import from here; delete it
+once they import from the command modules.
 """
 
 from container_app.cli.commands.demo import DEMO_MARKER, run_demo
