@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from structlog.testing import capture_logs
 
+from container_app.cli.commands.survey import survey_archive
 from container_app.cli.settings import Common, SurveySettings
-from container_app.cli.workflows import survey_archive
 from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
 from container_app.demo import synth
 from tests.helpers.survey import STUDY
