@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,9 +10,10 @@ from container_app import __version__
 from container_app.core.outcomes import ActionResult, ResourceResult
 from container_app.core.plan import MitigationPlan
 from container_app.core.vocabulary import ActionKind, Outcome, RequestStatus, ResourceStatus
+from container_app.reports.envelope import MITIGATION_LAYOUT, envelope_text
 from container_app.support.time import iso, now_utc
 
-SCHEMA = "mitigation-report.schema.json"
+MITIGATION_REPORT = "mitigation-report.json"
 
 
 def request_status_after(result: ResourceResult) -> RequestStatus:
@@ -71,7 +71,7 @@ def xnat_mitigation_report(result: ResourceResult) -> dict[str, Any]:
     }
 
 
-def _action_document(r: ActionResult) -> dict[str, Any]:
+def _mitigation_action_document(r: ActionResult) -> dict[str, Any]:
     a = r.action
     document: dict[str, Any] = {"action": a.kind.value, "path": a.source.path, "newPath": a.target,
                                 "backupPath": r.backup_path, "sha256": a.source.sha256, "outcome": r.outcome.value,
@@ -90,7 +90,7 @@ def _extra_fields(result: object) -> dict[str, Any]:
     return dict(fields()) if callable(fields) else {}
 
 
-def resource_document(result: ResourceResult) -> dict[str, Any]:
+def mitigation_resource_document(result: ResourceResult) -> dict[str, Any]:
     plan = result.plan
     catalog = result.catalog
     document: dict[str, Any] = {
@@ -100,7 +100,7 @@ def resource_document(result: ResourceResult) -> dict[str, Any]:
         "requestStatus": request_status_after(result).value,
         "backupFolder": result.backup_folder,
         "xnat": xnat_mitigation_report(result),
-        "actions": [_action_document(r) for r in result.actions],
+        "actions": [_mitigation_action_document(r) for r in result.actions],
         "conflicts": [{"path": c.path, "target": c.target, "reason": c.reason.value} for c in plan.conflicts],
         "catalog": None if catalog is None else {
             "path": catalog.path, "backupPath": catalog.backup_path, "originalSha256": catalog.original_sha256,
@@ -116,7 +116,7 @@ def resource_document(result: ResourceResult) -> dict[str, Any]:
 def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult], survey_report: str,
                         backup_root: str, journal: str | None, dry_run: bool, started: Any,
                         executor: str = "filesystem") -> dict[str, Any]:
-    resources = [resource_document(r) for r in results]
+    resources = [mitigation_resource_document(r) for r in results]
     return {
         "reportType": "mitigation",
         "schemaVersion": "1.0",
@@ -154,19 +154,6 @@ def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-_RESOURCES_PLACEHOLDER = "\0resources\0"
-
-
-def json_text(document: Any) -> str:
-    """The report as JSON, laid out as the survey report is: the envelope indented, one resource per line.
-
-    One line per resource lets the C encoder write it (an indented dump runs in Python, seconds for a
-    project) and keeps the file readable line by line.
-    """
-    resources = document.get("resources") if isinstance(document, dict) else None
-    if not isinstance(resources, list):
-        return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
-    head = json.dumps({**document, "resources": _RESOURCES_PLACEHOLDER}, ensure_ascii=False, indent=1)
-    lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in resources)
-    body = f"[\n{lines}\n ]" if resources else "[]"
-    return head.replace(json.dumps(_RESOURCES_PLACEHOLDER), body, 1) + "\n"
+def mitigation_report_text(document: Any) -> str:
+    """The mitigation report as JSON, laid out as the survey report is (see `reports.envelope`)."""
+    return envelope_text(document, MITIGATION_LAYOUT)

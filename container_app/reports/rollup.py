@@ -1,9 +1,9 @@
 """Project roll-up: many survey or mitigation reports (one per session, as a bulk launch over a project
 produces) combined into XNAT's summary fields per project and per session.
 
-`build_rollup` is the library function (documents in, the roll-up document out); `rollup_command` is
-`xnat-resource-survey rollup REPORT... --output OUT`, writing `rollup.json` (validated against
-`rollup-report.schema.json`), `rollup.csv` and `rollup.html` into OUT.
+`build_rollup` turns documents into the roll-up document; `run_rollup` does what
+`xnat-resource-survey rollup REPORT... --output OUT` asks: reads the reports and writes `rollup.json`
+(validated against `rollup-report.schema.json`), `rollup.csv` and `rollup.html` into OUT.
 
 Reports are reduced to one small entry per resource as they are read, so the command holds one report
 at a time. A resource is counted once: reports of the same resource (same survey run and path, or same
@@ -17,22 +17,18 @@ import csv
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import structlog
 
 from container_app import __version__
-from container_app.cli.settings import RollupSettings
-from container_app.core.errors import ExitCode, ReportError, ReportValidationError
-from container_app.reports.html.writer import (
-    MITIGATION_REPORT,
-    SURVEY_REPORT,
-    TOOL,
+from container_app.core.errors import ReportError
+from container_app.reports.html.templating import TOOL, environment
+from container_app.reports.html.view import (
     after_status,
     count,
-    environment,
     mapping,
     mitigation_counts,
     sequence,
@@ -40,7 +36,8 @@ from container_app.reports.html.writer import (
     text,
     worst_status,
 )
-from container_app.reports.survey import load_json_object, load_schema, validate
+from container_app.reports.rollup_inputs import find_reports, load_report, referenced_survey
+from container_app.reports.schemas import ROLLUP_SCHEMA, validate
 from container_app.support.fsutil import SaveFile
 from container_app.support.time import iso, now_utc
 
@@ -49,16 +46,12 @@ log = structlog.get_logger("xnat_resource_survey")
 ROLLUP_JSON = "rollup.json"
 ROLLUP_CSV = "rollup.csv"
 ROLLUP_HTML = "rollup.html"
-ROLLUP_SCHEMA = "rollup-report.schema.json"
-SURVEY_SCHEMA = "survey-report.schema.json"
-MITIGATION_SCHEMA = "mitigation-report.schema.json"
 
 SURVEY_FIELDS = ("totalEntries", "totalUids", "totalDuplicates", "totalBadFiles", "totalMismatchedFiles")
 MITIGATION_FIELDS = ("totalMovedFiles", "totalRemovedFiles", "totalFileErrors")
 SUMMARY_FIELDS = SURVEY_FIELDS + MITIGATION_FIELDS
 CSV_COLUMNS = ("level", "project", "session", "status", "resources", "mitigatedResources", *SUMMARY_FIELDS)
 MAX_HTML_SESSIONS = 2000  # session rows per project in rollup.html; the JSON and CSV have them all
-SEARCH_DEPTH = 3  # how deep a folder given as REPORT is searched for reports
 
 
 # --- reducing reports --------------------------------------------------------------------------------
@@ -246,80 +239,6 @@ def build_rollup(reports: Sequence[Mapping[str, Any]], sources: Sequence[str] | 
     return builder.result()
 
 
-# --- reading reports ---------------------------------------------------------------------------------
-
-
-def find_reports(arguments: Iterable[str]) -> list[str]:
-    """Report files from the command line: files as given; folders searched for the reports they hold."""
-    found: list[str] = []
-    for argument in arguments:
-        if os.path.isfile(argument):
-            found.append(argument)
-        elif os.path.isdir(argument):
-            inside = _reports_in(argument)
-            if not inside:
-                raise ReportError(f"{argument} holds no {SURVEY_REPORT} or {MITIGATION_REPORT} "
-                                  f"(searched {SEARCH_DEPTH} folders deep)")
-            found.extend(inside)
-        else:
-            raise ReportError(f"report {argument} does not exist")
-    unique: dict[str, str] = {}
-    for path in found:
-        unique.setdefault(os.path.realpath(path), path)
-    return list(unique.values())
-
-
-def _reports_in(folder: str) -> list[str]:
-    reports: list[str] = []
-    base_depth = folder.rstrip(os.sep).count(os.sep)
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if current.rstrip(os.sep).count(os.sep) - base_depth >= SEARCH_DEPTH:
-            dirs[:] = []
-        reports.extend(os.path.join(current, n) for n in (SURVEY_REPORT, MITIGATION_REPORT) if n in files)
-    return reports
-
-
-def load_report(path: str) -> dict[str, Any]:
-    """Read a survey or mitigation report and check it against its schema; ReportError if it cannot be used."""
-    document = load_json_object(path)
-    kind = document.get("reportType")
-    schema = {"survey": SURVEY_SCHEMA, "mitigation": MITIGATION_SCHEMA}.get(kind) if isinstance(kind, str) else None
-    if schema is None:
-        raise ReportError(f"{path} is not a survey or mitigation report (reportType {kind!r})")
-    if _schema_shipped(schema):
-        try:
-            validate(document, schema)
-        except ReportValidationError as exc:
-            raise ReportError(f"{path} is not a valid {kind} report: {exc}") from exc
-    elif not isinstance(document.get("resources"), list):
-        raise ReportError(f"{path} is not a valid {kind} report: it has no list of resources")
-    return document
-
-
-def _schema_shipped(name: str) -> bool:
-    try:
-        load_schema(name)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _referenced_survey(mitigation_path: str, document: Mapping[str, Any]) -> str | None:
-    """The survey report a mitigation report was made from, if it can be found beside it or where it says."""
-    folder = os.path.dirname(os.path.abspath(mitigation_path))
-    named = text(document.get("surveyReport"))
-    candidates = []
-    if named:
-        if not os.path.isabs(named):
-            candidates.append(os.path.join(folder, named))
-        candidates.append(os.path.join(folder, os.path.basename(named)))
-        if os.path.isabs(named):
-            candidates.append(named)
-    candidates.append(os.path.join(folder, SURVEY_REPORT))
-    return next((c for c in candidates if os.path.isfile(c)), None)
-
-
 # --- writing -----------------------------------------------------------------------------------------
 
 
@@ -415,7 +334,7 @@ def run_rollup(report_paths: Sequence[str], output: str) -> RollupSummary:
         log.info("report read", report=path, report_type=document["reportType"],
                  resources=len(sequence(document.get("resources"))))
         if document["reportType"] == "mitigation":
-            survey = _referenced_survey(path, document)
+            survey = referenced_survey(path, document)
             if survey is None:
                 builder.warnings.append(f"{path}: its survey report was not found; give it as a REPORT too")
             elif os.path.realpath(survey) not in seen:
@@ -430,9 +349,3 @@ def run_rollup(report_paths: Sequence[str], output: str) -> RollupSummary:
                          html_path=written[ROLLUP_HTML], report_count=len(rollup["inputs"]),
                          totals=rollup["totals"], warnings=tuple(rollup["warnings"]))
 
-
-def rollup_command(settings: RollupSettings) -> ExitCode:
-    """`xnat-resource-survey rollup REPORT... --output OUT` (until the CLI calls `run_rollup` itself)."""
-    summary = run_rollup(settings.reports, settings.output)
-    log.info("rollup written", **summary.log_fields())
-    return ExitCode.OK

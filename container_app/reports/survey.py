@@ -7,130 +7,27 @@ holds the whole document in memory.
 
 from __future__ import annotations
 
-import copy
 import csv
 import datetime as dt
-import io
-import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources as package_data
-from typing import TYPE_CHECKING, Any
-
-import fastjsonschema
+from typing import Any
 
 from container_app.core.classify import FileFinding, ResourceFindings
-from container_app.core.errors import ReportError, ReportValidationError
-from container_app.core.vocabulary import FileStatus, Reason, RequestStatus
-from container_app.support.compiled_cache import compiled_validator
+from container_app.core.errors import ReportValidationError
+from container_app.core.vocabulary import FileStatus, Reason
+from container_app.reports.envelope import SURVEY_LAYOUT, EnvelopeWriter, compact_json
+from container_app.reports.schemas import SURVEY_SCHEMA, validate
 from container_app.support.fsutil import SaveFile
 from container_app.support.time import iso, now_utc
-
-if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
 
 SURVEY_REPORT = "survey-report.json"
 SURVEY_SUMMARY = "survey-summary.csv"
 CSV_COLUMNS = ("projectId", "subjectId", "experimentId", "scanId", "resourceId", "resourceLabel", "resourceUri",
                "requestStatus", "surveyDate", "totalEntries", "totalUids", "totalDuplicates", "totalBadFiles",
                "totalMismatchedFiles")
-
-
-# --- schemas ---------------------------------------------------------------------------------------
-
-
-@cache
-def load_schema(name: str) -> dict[str, Any]:
-    """A JSON schema shipped in `container_app/reports/schemas/`."""
-    text = package_data.files("container_app.reports").joinpath("schemas", name).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-def _schema(schema_name: str, definition: str | None) -> dict[str, Any]:
-    schema = load_schema(schema_name)
-    if definition is None:
-        return schema
-    # Its own $id: validators cache schemas by id, and "#/$defs/..." must resolve inside this document.
-    return {"$schema": schema["$schema"], "$id": f"{schema['$id']}/{definition}", "$defs": schema["$defs"],
-            "$ref": f"#/$defs/{definition}"}
-
-
-@cache
-def validator(schema_name: str, definition: str | None = None) -> Validator:
-    """The reference validator (jsonschema): Draft 7, formats checked; explains what is wrong and where."""
-    import jsonschema  # only when a document fails, or for tests: it costs a twentieth of a second to import
-
-    schema = _schema(schema_name, definition)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-@cache
-def _fast_validator(schema_name: str, definition: str | None = None) -> Callable[[Any], Any]:
-    """The same schema compiled to Python by fastjsonschema: fast enough to check every resource of a
-    million-file survey as it streams. Equally strict (required fields, types, patterns, formats, no
-    unknown properties); on failure the reference validator says what is wrong."""
-    # A copy: fastjsonschema rewrites every `$ref` in place, and the cached schema is shared with the reference
-    # validators, which then could no longer resolve them.
-    schema = copy.deepcopy(_schema(schema_name, definition))
-    # The generated code also holds whatever the references reach: keyed by every shipped schema's text.
-    shipped = "\0".join(json.dumps(load_schema(name), sort_keys=True) for name in SCHEMAS)
-    return compiled_validator(schema, {"http": _offline, "https": _offline}, shipped)
-
-
-SCHEMAS = ("survey-report.schema.json", "mitigation-report.schema.json", "rollup-report.schema.json")
-
-
-def _offline(uri: str) -> Any:
-    """Resolve references to our own schemas from the package; nothing is ever fetched."""
-    for name in SCHEMAS:
-        schema = load_schema(name)
-        if schema.get("$id") == uri.split("#", 1)[0]:
-            return copy.deepcopy(schema)  # fastjsonschema rewrites it in place
-    raise ReportError(f"schema reference {uri} is not shipped with the package; schemas never load from the network")
-
-
-def validate(document: Mapping[str, Any], schema_name: str, definition: str | None = None) -> None:
-    """Raise ReportValidationError with the first problem and where it is."""
-    try:
-        _fast_validator(schema_name, definition)(document)
-    except fastjsonschema.JsonSchemaException as fast_error:
-        from jsonschema.exceptions import best_match
-
-        error = best_match(validator(schema_name, definition).iter_errors(document))
-        if error is None:  # the two validators disagree: trust the stricter answer, and say so
-            raise ReportValidationError(f"report fails {schema_name}: {fast_error}") from fast_error
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ReportValidationError(f"report fails {schema_name} at {where}: {error.message}") from fast_error
-
-
-def load_json_object(path: str) -> dict[str, Any]:
-    """A report file's JSON object, or a ReportError saying why it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ReportError(f"{path} is not a report: its JSON is not an object")
-    return document
-
-
-def read_report(path: str, schema_name: str) -> dict[str, Any]:
-    """Load and validate a report written by this tool."""
-    document = load_json_object(path)
-    try:
-        validate(document, schema_name)
-    except ReportValidationError as exc:
-        raise ReportError(f"{path} is not a valid {schema_name.split('.')[0]}: {exc}") from exc
-    return document
 
 
 # --- documents -------------------------------------------------------------------------------------
@@ -212,7 +109,7 @@ _COUNTED = (Reason.IDENTIFYING_NAME, Reason.LEGACY_NAME, Reason.NOT_IN_CATALOG, 
             Reason.NEEDS_FORCE, Reason.PIXEL_DATA_TRUNCATED, Reason.DUPLICATE_DIFFERENT)
 
 
-def resource_document(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
+def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
     resource = findings.resource
     identity = resource.identity
     expected = {f.name: f.expected_name or "" for f in findings.files}
@@ -283,12 +180,9 @@ def resource_summary(document: Mapping[str, Any]) -> dict[str, Any]:
 def render_resource(findings: ResourceFindings, survey_date: dt.datetime | None = None) -> RenderedResource:
     """Build, validate and serialise a resource's document. Runs in the survey's worker processes."""
     moment = survey_date or now_utc()
-    document = resource_document(findings, moment)
-    validate(document, "survey-report.schema.json", "resource")
-    summary = resource_summary(document)
-    # dumps, not dump: only dumps takes the C encoder for the whole document
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return RenderedResource(text, summary, iso(moment))
+    document = survey_resource_document(findings, moment)
+    validate(document, SURVEY_SCHEMA, "resource")
+    return RenderedResource(compact_json(document), resource_summary(document), iso(moment))
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -328,25 +222,20 @@ class SurveyReportWriter:
         os.makedirs(out_dir, exist_ok=True)
         self.envelope = dict(envelope)
         self.totals = Totals()
-        self.documents_written = 0
         self.summaries: list[dict[str, Any]] = []  # small per-resource rows: the terminal table, roll-ups
         # Held open across calls (one resource at a time), so these use SaveFile's open/commit/abort.
         self._json = SaveFile(os.path.join(out_dir, SURVEY_REPORT))
-        self._json_handle = self._json.open()
+        json_handle = self._json.open()
         self._csv_file = SaveFile(os.path.join(out_dir, SURVEY_SUMMARY), newline="")
         self._csv = csv.writer(self._csv_file.open())
         self._csv.writerow(CSV_COLUMNS)
-        head = json.dumps({k: v for k, v in self.envelope.items() if k not in ("finishedAt", "totals")},
-                          ensure_ascii=False, indent=1)
-        # Open the envelope and leave `resources` open for streaming.
-        self._json_handle.write(head[: head.rstrip().rfind("}")].rstrip() + ',\n "resources": [\n')
+        # `finishedAt` and the totals are known only at the end: they follow the resources.
+        head = {k: v for k, v in self.envelope.items() if k not in ("finishedAt", "totals")}
+        self._resources = EnvelopeWriter(json_handle, head, SURVEY_LAYOUT)
 
     def add_rendered(self, rendered: RenderedResource) -> dict[str, Any]:
         """Write one resource rendered (and validated) by `render_resource`, perhaps in a worker."""
-        if self.documents_written:
-            self._json_handle.write(",\n")
-        self._json_handle.write(rendered.text)
-        self.documents_written += 1
+        self._resources.add(rendered.text)
         summary = rendered.summary
         self.totals.add(summary)
         xnat, identity = summary["xnat"], summary["identity"]
@@ -369,12 +258,11 @@ class SurveyReportWriter:
         """Close and validate the envelope, then move both files into place."""
         envelope = {**self.envelope, "finishedAt": iso(finished_at), "totals": self.totals.as_dict(), "resources": []}
         try:
-            validate(envelope, "survey-report.schema.json")
+            validate(envelope, SURVEY_SCHEMA)
         except ReportValidationError:
             self.abort()
             raise
-        tail = {"finishedAt": envelope["finishedAt"], "totals": envelope["totals"]}
-        self._json_handle.write("\n ],\n" + json.dumps(tail, indent=1)[1:].lstrip("\n") + "\n")
+        self._resources.close({"finishedAt": envelope["finishedAt"], "totals": envelope["totals"]})
         self._json.commit()
         self._csv_file.commit()
         return envelope
@@ -383,41 +271,3 @@ class SurveyReportWriter:
         self._json.abort()
         self._csv_file.abort()
 
-
-# --- the terminal -----------------------------------------------------------------------------------
-
-_SUMMARY_COLUMNS = (("resource", "path"), ("status", "requestStatus"), ("files", "totalEntries"),
-                    ("uids", "totalUids"), ("mismatched", "totalMismatchedFiles"), ("dup groups", "totalDuplicates"),
-                    ("bad", "totalBadFiles"), ("identifying", "identifyingNames"))
-
-
-def text_table(columns: Sequence[tuple[str, str]], rows: Iterable[Mapping[str, Any]]) -> str:
-    """Rows as a plain aligned table: the first two columns left-aligned (names), the rest right (counts)."""
-    table = [[h for h, _ in columns]] + [[str(r[k]) for _, k in columns] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
-    out = io.StringIO()
-    for i, row in enumerate(table):
-        cells = zip(row, widths, strict=True)
-        out.write("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(cells)).rstrip())
-        out.write("\n")
-        if i == 0:
-            out.write("  ".join("-" * w for w in widths) + "\n")
-    return out.getvalue()
-
-
-def summary_table(rows: Iterable[Mapping[str, Any]], totals: Mapping[str, int], limit: int = 40) -> str:
-    """A plain table of the resources that need attention (and how many conform), for a terminal."""
-    rows = list(rows)
-    shown = [r for r in rows if r["requestStatus"] != RequestStatus.CONFORMING.value][:limit]
-    out = io.StringIO()
-    out.write(text_table(_SUMMARY_COLUMNS, shown))
-    hidden = sum(1 for r in rows if r["requestStatus"] != RequestStatus.CONFORMING.value) - len(shown)
-    if hidden > 0:
-        out.write(f"... and {hidden} more resources needing attention (see the report)\n")
-    out.write(
-        f"{totals['resources']} resources, {totals['files']} files: {totals['conforming']} conforming, "
-        f"{totals['divergent']} divergent, {totals['noncompliant']} noncompliant; "
-        f"{totals['mismatchedFiles']} mismatched files, {totals['duplicates']} duplicate groups, "
-        f"{totals['badFiles']} bad files, {totals['identifyingNames']} names with identifying values\n"
-    )
-    return out.getvalue()

@@ -13,18 +13,11 @@ from typing import Any
 import pytest
 
 from container_app.core.errors import ReportError
-from container_app.reports.rollup import (
-    CSV_COLUMNS,
-    ROLLUP_SCHEMA,
-    SUMMARY_FIELDS,
-    build_rollup,
-    find_reports,
-    load_report,
-    write_rollup,
-)
-from container_app.reports.survey import validate
+from container_app.reports.rollup import CSV_COLUMNS, SUMMARY_FIELDS, build_rollup, write_rollup
+from container_app.reports.rollup_inputs import find_reports, load_report
+from container_app.reports.schemas import ROLLUP_SCHEMA, validate
 from tests.conftest import CliRunner
-from tests.test_html_report import Dom, make_demo, synthetic_report
+from tests.helpers.reports import Dom, make_demo, synthetic_report
 
 SURVEY_FIELDS = ("totalEntries", "totalUids", "totalDuplicates", "totalBadFiles", "totalMismatchedFiles")
 

@@ -21,15 +21,8 @@ from container_app.core.classify import classify
 from container_app.core.errors import ReportValidationError
 from container_app.core.naming import DEFAULT_TEMPLATE, is_legacy_name, legacy_hash, parse_template
 from container_app.core.records import FileRecord, HeaderValues, Resource, ResourceIdentity
-from container_app.reports.survey import (
-    SCHEMAS,
-    _fast_validator,
-    load_schema,
-    resource_document,
-    validate,
-    validator,
-    xnat_survey_report,
-)
+from container_app.reports.schemas import SCHEMAS, _fast_validator, load_schema, validate, validator
+from container_app.reports.survey import survey_resource_document, xnat_survey_report
 
 SCHEMA = "survey-report.schema.json"
 SHA = "0123456789abcdef" * 4
@@ -91,7 +84,7 @@ def test_invalid_file_entries_are_rejected_and_the_message_says_where(document: 
 
 def test_an_invalid_file_entry_fails_its_whole_resource() -> None:
     findings = classify(_resource(), [_record("a.dcm", "1.2.3.4")], parse_template(DEFAULT_TEMPLATE))
-    document = resource_document(findings, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    document = survey_resource_document(findings, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     validate(document, SCHEMA, "resource")
     document["files"][0]["sha256"] = "not a digest"
     with pytest.raises(ReportValidationError, match="at files/0/sha256"):
@@ -104,7 +97,7 @@ def test_compiling_the_fast_validators_leaves_the_shared_schemas_untouched() -> 
     for name in SCHEMAS:
         for definition in (None, "resource", "file") if name == SCHEMA else (None,):
             _fast_validator(name, definition)
-        shipped = Path(__file__).parent.parent / "container_app" / "reports" / "schemas" / name
+        shipped = Path(__file__).resolve().parents[2] / "container_app" / "reports" / "schemas" / name
         assert load_schema(name) == json.loads(shipped.read_text("utf-8")), name
 
 

@@ -143,7 +143,7 @@ def test_templates_are_cached_and_render_the_same(cache_at: Path) -> None:
 
 def test_the_package_schemas_with_ids_and_references(cache_at: Path) -> None:
     """The report schemas have an $id (which names the generated function) and $refs between definitions."""
-    from container_app.reports import survey as report
+    from container_app.reports import schemas as report
 
     report._fast_validator.cache_clear()
     try:
