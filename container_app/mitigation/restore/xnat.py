@@ -12,7 +12,6 @@ call restores: those files are reported REFUSED with the cache path, for an admi
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -23,19 +22,14 @@ from container_app.core.errors import FileProblem
 from container_app.core.paths import safe_relative
 from container_app.core.records import FileRestore
 from container_app.core.vocabulary import RestoreOutcome
-from container_app.mitigation.xnat.client import XnatClient, XnatPermissionError, XnatRequestError, quote_segment
-from container_app.mitigation.xnat.executor import BACKUP_RESOURCE, XnatArchive, put_verified
+from container_app.mitigation.xnat.archive import BACKUP_RESOURCE, XnatArchive
+from container_app.mitigation.xnat.client import XnatClient, quote_segment
+from container_app.mitigation.xnat.errors import item_failure
+from container_app.mitigation.xnat.file_operations_way import put_verified
+from container_app.mitigation.xnat.mount import file_name, sha256_hex
 from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey.restore_xnat")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _name(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
 
 
 class _Resource:
@@ -53,7 +47,7 @@ class _Resource:
         self.listing = archive.files(self.url)
 
     def holds(self, name: str, sha: str) -> bool:
-        return name in self.listing and _sha256(self.archive.download(self.url, name)) == sha
+        return name in self.listing and sha256_hex(self.archive.download(self.url, name)) == sha
 
     def mount_path(self, rel: str) -> str | None:
         try:
@@ -65,8 +59,8 @@ class _Resource:
         path = action["path"]
         if action["outcome"] != "DONE" or action["action"] == "RETAIN":
             return FileRestore(path, RestoreOutcome.NOT_CHANGED)
-        sha, original = action["sha256"], _name(path)
-        renamed = _name(action["newPath"]) if action["action"] == "RENAME" and action.get("newPath") else None
+        sha, original = action["sha256"], file_name(path)
+        renamed = file_name(action["newPath"]) if action["action"] == "RENAME" and action.get("newPath") else None
         if original in self.listing:
             if not self.holds(original, sha):
                 return FileRestore(path, RestoreOutcome.REFUSED, "a different file now has this name; never "
@@ -74,13 +68,11 @@ class _Resource:
             self._drop_renamed_copy(renamed, sha)  # a restore interrupted after the upload
             return FileRestore(path, RestoreOutcome.ALREADY_RESTORED)
         backup = action.get("backupName") or sha
-        try:
+        with item_failure() as failure:
             data = self.archive.download(self.backup_url, backup)
-        except XnatPermissionError:
-            raise
-        except XnatRequestError as exc:
-            return FileRestore(path, RestoreOutcome.REFUSED, f"the backup cannot be read from XNAT: {exc}")
-        if _sha256(data) != sha:
+        if failure.error is not None:
+            return FileRestore(path, RestoreOutcome.REFUSED, f"the backup cannot be read from XNAT: {failure.error}")
+        if sha256_hex(data) != sha:
             return FileRestore(path, RestoreOutcome.REFUSED, "the backup in XNAT does not match the recorded sha256")
         try:
             put_verified(self.archive, self.url, original, data, sha=sha, file_format="DICOM", content=None,
@@ -115,18 +107,14 @@ def restore_resource(archive: XnatArchive, root: str, resource: Mapping[str, Any
     target = _Resource(archive, root, resource)
     results = []
     for action in reversed(resource["actions"]):
-        try:
+        with item_failure() as failure:
             results.append(target.restore(action))
-        except XnatPermissionError:
-            raise
-        except XnatRequestError as exc:
-            results.append(FileRestore(action["path"], RestoreOutcome.REFUSED, f"XNAT error: {exc}"))
-    try:
+        if failure.error is not None:
+            results.append(FileRestore(action["path"], RestoreOutcome.REFUSED, f"XNAT error: {failure.error}"))
+    with item_failure() as failure:
         archive.refresh_catalog(target.archive_path)
-    except XnatPermissionError:
-        raise
-    except XnatRequestError as exc:
-        log.warning("catalog refresh after restore failed", resource=resource["path"], error=str(exc))
+    if failure.error is not None:
+        log.warning("catalog refresh after restore failed", resource=resource["path"], error=str(failure.error))
     return results
 
 

@@ -2,8 +2,8 @@
 
 What it adds to xnatpy: bounded timeouts on every call; bounded retries with backoff where a retry is
 safe (GET always; PUT, DELETE and selected POSTs when the caller says so); one exception hierarchy
-with messages a user can act on (401/403 are about permissions, 404, 409, 5xx, timeouts, dropped
-connections); and secrets kept out of every message: the password or token, the user name when it
+with messages a user can act on (`errors`: 401/403 are about permissions, 404, 409, 5xx, timeouts,
+dropped connections); and secrets kept out of every message: the password or token, the user name when it
 is an alias token, and the JSESSION id never appear in logs, reports or exceptions.
 """
 
@@ -23,6 +23,14 @@ import requests
 import structlog
 
 from container_app.core.errors import XnatError
+from container_app.mitigation.xnat.errors import (
+    XnatConflictError,
+    XnatNotFoundError,
+    XnatPermissionError,
+    XnatRequestError,
+    XnatServerError,
+    XnatUnavailableError,
+)
 
 log = structlog.get_logger("xnat_resource_survey.xnat")
 
@@ -33,36 +41,6 @@ ENV_RETRIES = "XNAT_RESOURCE_SURVEY_HTTP_ATTEMPTS"
 ENV_BACKOFF = "XNAT_RESOURCE_SURVEY_HTTP_BACKOFF"
 OWNER_HINT = ("the XNAT user running this needs owner rights on the project to survey and mitigate "
               "(XNAT's survey and mitigation API and file changes require them)")
-
-
-class XnatRequestError(XnatError):
-    """A request XNAT answered with an error, or did not answer."""
-
-    def __init__(self, message: str, *, status: int | None = None, method: str = "", path: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.path = path
-
-
-class XnatPermissionError(XnatRequestError):
-    """401 or 403: the credentials are wrong or expired, or the user lacks rights."""
-
-
-class XnatNotFoundError(XnatRequestError):
-    """404."""
-
-
-class XnatConflictError(XnatRequestError):
-    """409: XNAT's state does not allow the request (already exists, not in the right status)."""
-
-
-class XnatServerError(XnatRequestError):
-    """5xx (or another unexpected status)."""
-
-
-class XnatUnavailableError(XnatRequestError):
-    """No answer: connection refused, timed out, or dropped."""
 
 
 @dataclass(frozen=True, slots=True)
