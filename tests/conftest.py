@@ -226,9 +226,9 @@ SurveyLib = Callable[..., dict[str, Any]]
 
 @pytest.fixture
 def survey_lib(tmp_path: Path) -> SurveyLib:
-    """Survey in-process with `workflows.survey_archive`; returns the report document."""
+    """Survey in-process with `cli.commands.survey.survey_archive`; returns the report document."""
+    from container_app.cli.commands.survey import survey_archive
     from container_app.cli.settings import Common, SurveySettings
-    from container_app.cli.workflows import survey_archive
     from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
 
     counter = [0]

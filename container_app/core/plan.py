@@ -98,6 +98,12 @@ def choose_keeper(members: Sequence[Mapping[str, Any]], keep: KeepPolicy,
     return chosen, KeepReason.OLDEST if keep is KeepPolicy.OLDEST else KeepReason.NEWEST
 
 
+def duplicate_group_members(group: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]]
+                            ) -> list[Mapping[str, Any]]:
+    """The copies of a duplicate group as the plan weighs them: the survey's file documents, in path order."""
+    return [files[p] for p in sorted(group["members"])]
+
+
 def plan_resource(resource: Mapping[str, Any], keep: KeepPolicy) -> ResourcePlan:
     """The actions that bring one surveyed resource to XNAT's naming, and what cannot be done."""
     files = {f["path"]: f for f in resource["files"]}
@@ -107,7 +113,7 @@ def plan_resource(resource: Mapping[str, Any], keep: KeepPolicy) -> ResourcePlan
     for group in resource["duplicateGroups"]:
         if not group["actionable"]:
             continue
-        members = [files[p] for p in sorted(group["members"])]
+        members = duplicate_group_members(group, files)
         keeper, why = choose_keeper(members, keep, group["identical"])
         pair = (group["sopClassUID"], group["sopInstanceUID"])
         for member in members:
@@ -223,7 +229,7 @@ def plan_document(plan: MitigationPlan) -> dict[str, Any]:
             {
                 "path": r.resource_path,
                 "identity": dict(r.identity),
-                "actions": [_action_document(a) for a in r.actions],
+                "actions": [_plan_action_document(a) for a in r.actions],
                 "conflicts": [{"path": c.path, "target": c.target, "reason": c.reason.value} for c in r.conflicts],
                 "untouchedBadFiles": r.untouched_bad,
                 "untouchedNonActionableDuplicates": r.untouched_nonactionable,
@@ -234,7 +240,7 @@ def plan_document(plan: MitigationPlan) -> dict[str, Any]:
     }
 
 
-def _action_document(action: Action) -> dict[str, Any]:
+def _plan_action_document(action: Action) -> dict[str, Any]:
     return {"action": action.kind.value, "path": action.source.path, "newPath": action.target,
             "reason": action.reason, "sha256": action.source.sha256}
 

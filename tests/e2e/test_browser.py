@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from container_app.reports.html.writer import write_html_report
+from container_app.reports.html.survey_page import write_html_report
 from container_app.reports.rollup import build_rollup, write_rollup
-from tests.test_html_report import Dom, Element, expected_counts, make_demo, page_counts
+from tests.helpers.reports import Dom, Element, expected_counts, make_demo, page_counts
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from container_app.core.plan import choose_keeper
+from container_app.core.plan import choose_keeper, duplicate_group_members
 from container_app.core.vocabulary import KeepPolicy, KeepReason
 from container_app.reports.html.view import (
     count,
@@ -79,11 +79,6 @@ class RowBudget:
         return Table(kept, total)
 
 
-def _plan_members(group: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The copies of a duplicate group as `core.plan.plan_resource` weighs them: file documents, in path order."""
-    return [files[p] for p in sorted(mapping(group.get("members")))]
-
-
 def _keeper(group: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]], decided: Mapping[str, str]
             ) -> tuple[str, str]:
     """Which copy of an actionable duplicate group is kept, and why.
@@ -101,7 +96,7 @@ def _keeper(group: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]], de
     if any(name not in files for name in names):  # a report that does not list its copies: nothing to weigh
         return "", ""
     identical = group.get("identical")
-    keeper, why = choose_keeper(_plan_members(group, files), KeepPolicy.NEWEST,
+    keeper, why = choose_keeper(duplicate_group_members(group, files), KeepPolicy.NEWEST,
                                 identical if isinstance(identical, bool) else None)
     return text(keeper["path"]), _PREVIEW_WHY.get(why, f"preview: {why.value.lower()}")
 
