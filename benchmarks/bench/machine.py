@@ -29,7 +29,7 @@ def ours_walker(venv: Path, env: dict[str, str] | None) -> str:
     if not py.exists():
         return "?"
     try:
-        probe = "from container_app.survey.dicom import headers; print(headers.ACCELERATED)"
+        probe = "from container_app.survey.dicom import native; print(native.ACCELERATED)"
         r = subprocess.run([str(py), "-c", probe],
                            env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):

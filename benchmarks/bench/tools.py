@@ -22,7 +22,7 @@ from bench.progress import log
 # InstanceNumber (everything XNAT's default name template needs).
 PEER_TAGS = ("0008,0016", "0008,0018", "0020,000d", "0020,0011", "0020,0013")
 
-# Set to 1 in our survey's environment to turn its C element walker off (container_app.survey.dicom.headers)
+# Set to 1 in our survey's environment to turn its C element walker off (container_app.survey.dicom.native)
 PURE_PYTHON_ENV = "XNAT_RESOURCE_SURVEY_PURE_PYTHON"
 
 # The Python floor: the least a Python reader of the first 8 KB of every file has to do (walk, open, read,

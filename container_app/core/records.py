@@ -59,7 +59,7 @@ class HeaderValues:
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
-    """Everything the survey learnt about one file. Produced by `headers`, consumed by `classify`."""
+    """Everything the survey learnt about one file. Produced by `survey.dicom.reader`, consumed by `core.classify`."""
 
     name: str
     size: int

@@ -189,6 +189,13 @@ class RestoreOutcome(enum.StrEnum):
     NOT_CHANGED = "NOT_CHANGED"  # the mitigation never changed this file
 
 
+class XnatWay(enum.StrEnum):
+    """How a resource is mitigated through XNAT (the report's `way`)."""
+
+    API = "api"
+    FILE_OPERATIONS = "file-operations"
+
+
 # --- The journal ----------------------------------------------------------------------------------
 # A rerun after a crash finds what was done by these names: a typo would silently redo or skip a step,
 # so they are written and read only through these members.

@@ -35,7 +35,7 @@ def test_no_compilers_or_pip_caches(engine: Engine, image: str) -> None:
 
 def test_the_image_runs_the_c_walker(engine: Engine, image: str) -> None:
     """The build stage had a compiler (from Debian's mirror) and the final stage keeps only the module."""
-    code = "from container_app.survey.dicom import headers; print(headers.ACCELERATED)"
+    code = "from container_app.survey.dicom import native; print(native.ACCELERATED)"
     proc = engine.podman("run", "--rm", "--entrypoint", "/opt/xnat-resource-survey/bin/python", image, "-c", code)
     assert (proc.returncode, proc.stdout.strip()) == (0, "True"), proc.stderr
 

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from container_app.core.plan import ResourcePlan
-from container_app.core.vocabulary import JournalPhase, JournalStep, ResourceStatus
+from container_app.core.vocabulary import JournalPhase, JournalStep, ResourceStatus, XnatWay
 from container_app.mitigation.xnat.context import WayContext
 from container_app.mitigation.xnat.errors import (
     XnatConflictError,
@@ -28,7 +28,7 @@ from container_app.mitigation.xnat.errors import (
     XnatUnavailableError,
 )
 from container_app.mitigation.xnat.mount import catalog_flags, mount_staleness
-from container_app.mitigation.xnat.results import Way, XnatResourceResult, status_after, untouched_result
+from container_app.mitigation.xnat.results import XnatResourceResult, status_after, untouched_result
 from container_app.mitigation.xnat.server_reports import actions_from_xnat, compare_surveys
 from container_app.mitigation.xnat.target import XnatTarget
 
@@ -52,7 +52,7 @@ class XnatApiExecutor:
 
     def execute(self, plan: ResourcePlan, target: XnatTarget, why: str) -> XnatResourceResult:
         c = self.c
-        common: dict[str, Any] = {"way": Way.API, "way_reason": why, "target": target}
+        common: dict[str, Any] = {"way": XnatWay.API, "way_reason": why, "target": target}
         if target.resource_id is None:
             return untouched_result(plan, ResourceStatus.FAILED, "XNAT did not give the resource's numeric ID",
                                     **common)

@@ -27,7 +27,7 @@ import structlog
 from container_app.core.errors import FileProblem, ResolveProblem
 from container_app.core.outcomes import ResourceResult
 from container_app.core.plan import ResourcePlan
-from container_app.core.vocabulary import KeepPolicy, ResourceStatus, RestFileOperations
+from container_app.core.vocabulary import KeepPolicy, ResourceStatus, RestFileOperations, XnatWay
 from container_app.mitigation.journal import Journal
 from container_app.mitigation.request import MitigationRequest, Surveyor
 from container_app.mitigation.xnat.api_way import XnatApiExecutor
@@ -36,7 +36,7 @@ from container_app.mitigation.xnat.client import XnatClient, version_tuple
 from container_app.mitigation.xnat.context import WayContext
 from container_app.mitigation.xnat.errors import item_failure
 from container_app.mitigation.xnat.file_operations_way import XnatFileOpsExecutor
-from container_app.mitigation.xnat.results import Way, XnatResourceResult, untouched_result
+from container_app.mitigation.xnat.results import XnatResourceResult, untouched_result
 from container_app.mitigation.xnat.target import TargetResolver
 
 log = structlog.get_logger("xnat_resource_survey.xnat_executor")
@@ -56,7 +56,7 @@ class XnatExecutor:
     journal: Journal
     survey_report: Mapping[str, Any]
     name: str = "xnat"
-    way: Way | None = None
+    way: XnatWay | None = None
     way_reason: str | None = None
     mitigation_api: bool | None = None
     _probed: bool = False
@@ -90,7 +90,7 @@ class XnatExecutor:
         if self.way is None:
             return untouched_result(plan, ResourceStatus.FAILED, self.way_reason or "refused", target=target,
                                     way_reason=self.way_reason, request_status="DIVERGENT")
-        executor = (XnatApiExecutor(self._context) if self.way is Way.API else XnatFileOpsExecutor(self._context))
+        executor = (XnatApiExecutor(self._context) if self.way is XnatWay.API else XnatFileOpsExecutor(self._context))
         with item_failure(FileProblem) as failure:
             return executor.execute(plan, target, self.way_reason or "")
         # Whatever was done is safe (no delete before a verified backup); a rerun finishes from XNAT's state.
@@ -104,7 +104,7 @@ class XnatExecutor:
         shown = f"XNAT {version}" if version else "this XNAT"
         self.mitigation_api = self._context.archive.has_mitigation_api(project)
         if self.mitigation_api:
-            self.way = Way.API
+            self.way = XnatWay.API
             self.way_reason = (f"{shown} has its own resource survey and mitigation API: XNAT surveys, backs up "
                                "and renames catalog entries in place (they stay cat:dcmEntry with their UIDs)")
             if self.request.keep is not KeepPolicy.NEWEST:
@@ -113,7 +113,7 @@ class XnatExecutor:
                 log.warning("XNAT's mitigation keeps the newest copy of a duplicate; --keep is not applied",
                             keep=self.request.keep.value)
         elif self.request.rest_file_operations is RestFileOperations.ALLOW:
-            self.way = Way.FILE_OPERATIONS
+            self.way = XnatWay.FILE_OPERATIONS
             self.way_reason = (f"{shown} has no resource mitigation API (XNAT 1.8.8 or later has it) and "
                                "--rest-file-operations=allow: files are backed up to the session resource "
                                f"{BACKUP_RESOURCE}, then renamed by upload-then-delete; the catalog entries of "

@@ -23,7 +23,7 @@ import structlog
 from container_app.core.errors import FileProblem
 from container_app.core.outcomes import CatalogResult
 from container_app.core.plan import Action, FileState, ResourcePlan
-from container_app.core.vocabulary import ActionKind, JournalPhase, JournalStep, Outcome, ResourceStatus, Step
+from container_app.core.vocabulary import ActionKind, JournalPhase, JournalStep, Outcome, ResourceStatus, Step, XnatWay
 from container_app.mitigation.xnat.archive import BACKUP_FORMAT, BACKUP_RESOURCE, XnatArchive
 from container_app.mitigation.xnat.context import WayContext
 from container_app.mitigation.xnat.errors import XnatConflictError, XnatNotFoundError, item_failure
@@ -39,7 +39,6 @@ from container_app.mitigation.xnat.mount import (
     sha256_hex,
 )
 from container_app.mitigation.xnat.results import (
-    Way,
     XnatActionResult,
     XnatResourceResult,
     status_after,
@@ -68,7 +67,7 @@ class XnatFileOpsExecutor:
 
     def execute(self, plan: ResourcePlan, target: XnatTarget, why: str) -> XnatResourceResult:
         c = self.c
-        common: dict[str, Any] = {"way": Way.FILE_OPERATIONS, "way_reason": why, "target": target,
+        common: dict[str, Any] = {"way": XnatWay.FILE_OPERATIONS, "way_reason": why, "target": target,
                                   "backup_folder": f"xnat:{target.backup_url}"}
         resource = plan.resource_path
         if not plan.actions:
@@ -86,7 +85,7 @@ class XnatFileOpsExecutor:
                                     "Nothing was changed", **common)
         catalog_before = catalog_sha256(c.root, plan)
         c.journal.append(JournalStep.RESOURCE_START, JournalPhase.DONE, resource=resource,
-                         way=Way.FILE_OPERATIONS.value, experiment=target.experiment)
+                         way=XnatWay.FILE_OPERATIONS.value, experiment=target.experiment)
         c.journal.commit()
 
         # 1. A verified copy of every file that will change, in XNAT, before anything is touched.

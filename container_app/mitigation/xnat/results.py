@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from container_app.core.outcomes import ActionResult, ResourceResult
 from container_app.core.plan import ResourcePlan
-from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus
+from container_app.core.vocabulary import ActionKind, Outcome, ResourceStatus, XnatWay
 from container_app.mitigation.xnat.target import XnatTarget
-
-
-class Way(enum.StrEnum):
-    """How a resource is mitigated through XNAT (the report's `way`)."""
-
-    API = "api"
-    FILE_OPERATIONS = "file-operations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +32,7 @@ class XnatActionResult(ActionResult):
 class XnatResourceResult(ResourceResult):
     """A resource's outcome through XNAT: which way, why, and what XNAT reported."""
 
-    way: Way | None = None
+    way: XnatWay | None = None
     way_reason: str | None = None
     target: XnatTarget | None = None
     request_id: int | None = None
