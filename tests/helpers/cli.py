@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests import container_scripts
+from tests.helpers import container_scripts
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_JSON = REPO / "command.json"

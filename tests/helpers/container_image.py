@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests import container_scripts
+from tests.helpers import container_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = json.loads((ROOT / "command.json").read_text(encoding="utf-8"))
