@@ -26,7 +26,7 @@ from container_app.demo.synth import (
     SessionSpec,
     TruncateAt,
 )
-from tests.demo._support import BASE, conformance_file
+from tests.helpers.demo import BASE, conformance_file
 
 CAT = "{http://nrg.wustl.edu/catalog}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"

@@ -11,7 +11,7 @@ from pydicom.errors import InvalidDicomError
 
 from container_app.demo import synth
 from container_app.demo.synth import TruncateAt
-from tests.demo._support import BASE
+from tests.helpers.demo import BASE
 
 
 def test_truncate_and_offsets(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pydicom.uid import (
 )
 
 from container_app.demo import synth
-from tests.demo._support import BASE
+from tests.helpers.demo import BASE
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 

@@ -9,7 +9,7 @@ import re
 from container_app.core import naming
 from container_app.demo import synth
 from container_app.demo.synth import InstanceSpec
-from tests.demo._support import BASE, conformance_file
+from tests.helpers.demo import BASE, conformance_file
 
 
 def _spec(sop_class: str, sop_instance: str, study: str, series: str | None, instance: str | None) -> InstanceSpec:

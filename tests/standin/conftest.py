@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.standin._helpers import Site, _build_archive
+from tests.helpers.standin import Site, build_archive
 from tests.xnat_standin import run_standin
 
 
 @pytest.fixture
 def site(tmp_path: Path, conformance: Path) -> Iterator[Site]:
     archive = tmp_path / "archive"
-    resource, expected = _build_archive(archive, conformance)
+    resource, expected = build_archive(archive, conformance)
     with run_standin(archive, mitigation_delay=0.01) as standin:
         yield Site(standin, archive, resource, expected)

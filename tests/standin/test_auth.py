@@ -13,7 +13,7 @@ import requests
 import xnat
 import xnat.exceptions
 
-from tests.standin._helpers import AUTH, PROJECT, SESSION, Site, _build_archive, _md5
+from tests.helpers.standin import AUTH, PROJECT, SESSION, Site, build_archive, md5_of
 from tests.xnat_standin import run_standin
 
 # --- connecting, credentials and rights -----------------------------------------------------------
@@ -33,7 +33,7 @@ def test_xnatpy_connects_and_walks_the_archive(site: Site) -> None:
         files = resource.files
         assert len(files) == 65
         one = sorted(files.values(), key=lambda f: f.path)[0]
-        assert one.digest == _md5(site.resource_dir / one.path)
+        assert one.digest == md5_of(site.resource_dir / one.path)
         # The plain calls an executor uses work over the same endpoints.
         assert session.get_json(f"/data/experiments/{site.experiment}")["items"][0]["data_fields"]["label"] == SESSION
 
@@ -66,7 +66,7 @@ def test_bad_credentials_are_refused(site: Site) -> None:
 
 def test_roles_give_403_without_owner_rights(tmp_path: Path, conformance: Path) -> None:
     archive = tmp_path / "archive"
-    _build_archive(archive, conformance)
+    build_archive(archive, conformance)
     users = {"admin": "secret", "bob": "pw", "carol": "pw", "dave": "pw"}
     roles = {"bob": {PROJECT: "member"}, "carol": {PROJECT: "collaborator"}, "dave": {}}
     with run_standin(archive, users=users, roles=roles) as standin:

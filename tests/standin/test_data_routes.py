@@ -13,7 +13,7 @@ import threading
 import requests
 import xnat
 
-from tests.standin._helpers import AUTH, PROJECT, SESSION, XSI_TYPE, Site, _catalog, _entries, _md5
+from tests.helpers.standin import AUTH, PROJECT, SESSION, XSI_TYPE, Site, catalog_entries, catalog_path, md5_of
 
 # --- listings and changes -------------------------------------------------------------------------
 
@@ -40,7 +40,7 @@ def test_listings_use_xnat_result_set_shapes(site: Site) -> None:
                           "digest"}
     path = site.resource_dir / first["Name"]
     assert first["Size"] == str(path.stat().st_size)
-    assert first["digest"] == _md5(path)
+    assert first["digest"] == md5_of(path)
     assert first["file_format"] == "DICOM"
     assert first["URI"] == f"/data/experiments/{site.experiment}/scans/5/resources/{site.resource_id}/files/" \
                            f"{first['Name']}"
@@ -54,7 +54,7 @@ def test_upload_adds_a_plain_entry_and_delete_removes_it(site: Site) -> None:
     put = requests.put(f"{site.files_url}/{name}", params={"inbody": "true", "format": "DICOM"}, data=data,
                        auth=AUTH, timeout=10)
     assert put.status_code == 200, put.text
-    entry = next(e for e in _entries(_catalog(site.resource_dir)) if e.get("URI") == name)
+    entry = next(e for e in catalog_entries(catalog_path(site.resource_dir)) if e.get("URI") == name)
     assert entry.get(XSI_TYPE) is None  # a plain cat:entry, as XNAT makes for REST uploads
     assert entry.get("UID") is None and entry.get("instanceNumber") is None
     assert entry.get("digest") == hashlib.md5(data).hexdigest()
@@ -64,12 +64,12 @@ def test_upload_adds_a_plain_entry_and_delete_removes_it(site: Site) -> None:
     over = requests.put(f"{site.files_url}/{name}?inbody=true&overwrite=true", data=b"other", auth=AUTH, timeout=10)
     assert over.status_code == 200
     assert (site.resource_dir / name).read_bytes() == b"other"
-    assert next(e for e in _entries(_catalog(site.resource_dir)) if e.get("URI") == name).get("digest") == \
+    assert next(e for e in catalog_entries(catalog_path(site.resource_dir)) if e.get("URI") == name).get("digest") == \
         hashlib.md5(b"other").hexdigest()
     assert requests.delete(f"{site.files_url}/{name}", auth=AUTH, timeout=10).status_code == 200
     assert not (site.resource_dir / name).exists()
-    assert name not in {e.get("URI") for e in _entries(_catalog(site.resource_dir))}
-    assert len(_entries(_catalog(site.resource_dir))) == 65
+    assert name not in {e.get("URI") for e in catalog_entries(catalog_path(site.resource_dir))}
+    assert len(catalog_entries(catalog_path(site.resource_dir))) == 65
     assert requests.delete(f"{site.files_url}/{name}", auth=AUTH, timeout=10).status_code == 404
 
 
@@ -79,7 +79,7 @@ def test_resources_are_created_and_xnatpy_uploads_and_downloads(site: Site) -> N
     assert requests.put(site.url + base, params={"format": "MISC"}, auth=AUTH, timeout=10).status_code == 200
     assert requests.put(site.url + base, auth=AUTH, timeout=10).status_code == 409
     folder = site.archive / PROJECT / "arc001" / "SESS2" / "RESOURCES" / "RESOURCE_SURVEY_BACKUP"
-    assert _entries(_catalog(folder)) == []
+    assert catalog_entries(catalog_path(folder)) == []
     with xnat.connect(site.url, user="admin", password="secret", loglevel="ERROR") as session:
         session.upload_string(f"{base}/files/manifest.json", b'{"a": 1}', query={"inbody": "true"})
         listing = session.get_json(f"{base}/files")["ResultSet"]["Result"]
@@ -94,7 +94,7 @@ def test_resources_are_created_and_xnatpy_uploads_and_downloads(site: Site) -> N
 
 
 def test_catalog_refresh_has_xnat_semantics(site: Site) -> None:
-    catalog = _catalog(site.resource_dir)
+    catalog = catalog_path(site.resource_dir)
     gone = sorted(site.expected_names)[0]
     (site.resource_dir / gone).unlink()
     (site.resource_dir / "untracked.dcm").write_bytes(b"not in the catalog")
@@ -102,12 +102,12 @@ def test_catalog_refresh_has_xnat_semantics(site: Site) -> None:
                    "/scans/5/resources/DICOM")
     refresh = f"{site.url}/data/services/refresh/catalog"
     assert requests.post(refresh, params={"resource": archive_uri}, auth=AUTH, timeout=10).status_code == 200
-    uris = [e.get("URI") for e in _entries(catalog)]
+    uris = [e.get("URI") for e in catalog_entries(catalog)]
     assert gone in uris and "untracked.dcm" not in uris  # no options: nothing changes
     answer = requests.post(refresh, params={"resource": archive_uri, "options": "populateStats,checksum,delete,append"},
                            auth=AUTH, timeout=10)
     assert answer.status_code == 200
-    entries = {e.get("URI"): e for e in _entries(catalog)}
+    entries = {e.get("URI"): e for e in catalog_entries(catalog)}
     assert gone not in entries
     added = entries["untracked.dcm"]
     assert added.get(XSI_TYPE) is None and added.get("digest") == hashlib.md5(b"not in the catalog").hexdigest()
@@ -126,7 +126,7 @@ def test_concurrent_uploads_keep_the_catalog_whole(site: Site) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    uris = {e.get("URI") for e in _entries(_catalog(site.resource_dir))}
+    uris = {e.get("URI") for e in catalog_entries(catalog_path(site.resource_dir))}
     assert {f"c{i}.txt" for i in range(12)} <= uris
     assert len(uris) == 77
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.standin._helpers import AUTH, TERMINAL, Site, _catalog, _entries, _poll
+from tests.helpers.standin import AUTH, TERMINAL, Site, catalog_entries, catalog_path, poll_until
 
 # --- fault switches --------------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ def test_a_failed_upload_leaves_a_partial_file(site: Site) -> None:
     url = f"{site.files_url}/partial.bin?inbody=true"
     assert requests.put(url, data=data, auth=AUTH, timeout=5).status_code == 500
     assert (site.resource_dir / "partial.bin").read_bytes() == data[:512]
-    assert "partial.bin" not in {e.get("URI") for e in _entries(_catalog(site.resource_dir))}
+    assert "partial.bin" not in {e.get("URI") for e in catalog_entries(catalog_path(site.resource_dir))}
     assert requests.put(url, data=data, auth=AUTH, timeout=5).status_code == 409  # the leftover is in the way
     assert requests.put(url + "&overwrite=true", data=data, auth=AUTH, timeout=5).status_code == 200
     assert (site.resource_dir / "partial.bin").read_bytes() == data
@@ -73,13 +73,13 @@ def test_a_mitigation_can_end_in_error(site: Site) -> None:
     rid = site.resource_id
     api = f"{site.url}/xapi/resources"
     request_id = requests.post(f"{api}/survey/resource/{rid}", auth=AUTH, timeout=10).json()
-    assert _poll(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "DIVERGENT"
-    catalog_before = _catalog(site.resource_dir).read_bytes()
+    assert poll_until(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "DIVERGENT"
+    catalog_before = catalog_path(site.resource_dir).read_bytes()
     site.standin.faults.set("mitigate", "mitigation_error", times=1)
     assert requests.post(f"{api}/mitigate/resource/{rid}", auth=AUTH, timeout=10).status_code == 200
-    assert _poll(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "ERROR"
+    assert poll_until(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "ERROR"
     assert site.get(f"/xapi/resources/mitigate/resource/{rid}/report").status_code == 409  # as XNAT: not CONFORMING
     report = site.json(f"/xapi/resources/survey/request/{request_id}")["mitigationReport"]
     assert report["totalFileErrors"] > 0 and report["moveErrors"] and report["catalogWriteError"]
-    assert _catalog(site.resource_dir).read_bytes() == catalog_before  # files moved, catalog not rewritten
+    assert catalog_path(site.resource_dir).read_bytes() == catalog_before  # files moved, catalog not rewritten
 

@@ -10,7 +10,17 @@ from pathlib import Path
 import requests
 
 from tests.conftest import SCAN5, SCAN5_EXPECTED
-from tests.standin._helpers import AUTH, PROJECT, SESSION, TERMINAL, XSI_TYPE, Site, _catalog, _entries, _poll
+from tests.helpers.standin import (
+    AUTH,
+    PROJECT,
+    SESSION,
+    TERMINAL,
+    XSI_TYPE,
+    Site,
+    catalog_entries,
+    catalog_path,
+    poll_until,
+)
 from tests.xnat_standin.fixtures import StandInFactory, copy_scan_resource, standin_factory  # noqa: F401
 
 # --- the resource survey and mitigation API ------------------------------------------------------------
@@ -24,7 +34,7 @@ def test_survey_and_mitigation_reproduce_xnats_conformance_result(site: Site) ->
     assert queued.status_code == 200
     request_id = queued.json()
     assert isinstance(request_id, int)
-    seen = _poll(site, f"/xapi/resources/survey/resource/{rid}/status", until=TERMINAL)
+    seen = poll_until(site, f"/xapi/resources/survey/resource/{rid}/status", until=TERMINAL)
     assert seen[-1] == "DIVERGENT"
     order = ["CREATED", "QUEUED_FOR_SURVEY", "SURVEYING", "DIVERGENT"]
     assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen)
@@ -42,7 +52,7 @@ def test_survey_and_mitigation_reproduce_xnats_conformance_result(site: Site) ->
     assert site.get(f"/xapi/resources/mitigate/resource/{rid}/report").status_code == 409
 
     assert requests.post(f"{api}/mitigate/resource/{rid}", auth=AUTH, timeout=10).json() == request_id
-    seen = _poll(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)
+    seen = poll_until(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)
     assert seen[-1] == "CONFORMING", seen
     mitigation = site.json(f"/xapi/resources/mitigate/resource/{rid}/report")
     totals = (mitigation["totalMovedFiles"], mitigation["totalRemovedFiles"], mitigation["totalFileErrors"])
@@ -52,17 +62,17 @@ def test_survey_and_mitigation_reproduce_xnats_conformance_result(site: Site) ->
         Path(p).name for p in mitigation["removedFiles"])
     assert all(Path(b).is_file() for b in mitigation["removedFiles"].values())
 
-    entries = _entries(_catalog(site.resource_dir))
+    entries = catalog_entries(catalog_path(site.resource_dir))
     assert len(entries) == 60
     assert {e.get("URI") for e in entries} == set(site.expected_names)
     assert {e.get("ID") for e in entries} == set(site.expected_names)
     assert all(e.get(XSI_TYPE) == "cat:dcmEntry" and e.get("UID") and e.get("instanceNumber") for e in entries)
-    on_disk = {p.name for p in site.resource_dir.iterdir() if not p.name.endswith("_catalog.xml")}
+    on_disk = {p.name for p in site.resource_dir.iterdir() if not p.name.endswith("catalog.xml")}
     assert on_disk == set(site.expected_names)
 
     again = requests.post(f"{api}/survey/resource/{rid}", auth=AUTH, timeout=10).json()
     assert again != request_id
-    assert _poll(site, f"/xapi/resources/survey/request/{again}/status", until=TERMINAL)[-1] == "CONFORMING"
+    assert poll_until(site, f"/xapi/resources/survey/request/{again}/status", until=TERMINAL)[-1] == "CONFORMING"
     assert site.json(f"/xapi/resources/survey/request/{again}/report")["totalMismatchedFiles"] == 0
 
 
@@ -70,7 +80,7 @@ def test_project_level_survey_and_cancel(site: Site) -> None:
     api = f"{site.url}/xapi/resources"
     ids = requests.post(f"{api}/survey/project/{PROJECT}", auth=AUTH, timeout=10).json()
     assert len(ids) == 1
-    _poll(site, f"/xapi/resources/survey/request/{ids[0]}/status", until=TERMINAL)
+    poll_until(site, f"/xapi/resources/survey/request/{ids[0]}/status", until=TERMINAL)
     assert site.json(f"/xapi/resources/survey/project/{PROJECT}/status") == {str(site.resource_id): "DIVERGENT"}
     assert [r["id"] for r in site.json(f"/xapi/resources/survey/project/{PROJECT}")] == ids
     assert requests.delete(f"{api}/survey/resource/{site.resource_id}", auth=AUTH, timeout=10).json() == ids[0]
@@ -97,12 +107,12 @@ def test_a_catalogued_file_that_is_not_dicom_is_a_bad_file_left_alone(site: Site
     victim.write_bytes(b"not DICOM at all\n" * 16)
     rid = site.resource_id
     request_id = requests.post(f"{site.url}/xapi/resources/survey/resource/{rid}", auth=AUTH, timeout=10).json()
-    assert _poll(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "DIVERGENT"
+    assert poll_until(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "DIVERGENT"
     report = site.json(f"/xapi/resources/survey/request/{request_id}/report")
     assert report["badFiles"] == [str(victim)]
     assert report["totalUids"] == 59
     requests.post(f"{site.url}/xapi/resources/mitigate/request/{request_id}", auth=AUTH, timeout=10)
-    assert _poll(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "CONFORMING"
+    assert poll_until(site, f"/xapi/resources/survey/request/{request_id}/status", until=TERMINAL)[-1] == "CONFORMING"
     assert victim.read_bytes() == b"not DICOM at all\n" * 16
-    assert victim.name in {e.get("URI") for e in _entries(_catalog(site.resource_dir))}
+    assert victim.name in {e.get("URI") for e in catalog_entries(catalog_path(site.resource_dir))}
 

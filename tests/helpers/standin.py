@@ -61,7 +61,7 @@ class Site:
         return answer.json()
 
 
-def _build_archive(root: Path, conformance: Path) -> tuple[Path, frozenset[str]]:
+def build_archive(root: Path, conformance: Path) -> tuple[Path, frozenset[str]]:
     source = conformance / SCAN5
     if not source.is_dir():
         pytest.skip(f"{source} is missing")
@@ -75,20 +75,20 @@ def _build_archive(root: Path, conformance: Path) -> tuple[Path, frozenset[str]]
     return resource, frozenset((source / SCAN5_EXPECTED).read_text("utf-8").split())
 
 
-def _entries(catalog: Path) -> list[ET.Element]:
+def catalog_entries(catalog: Path) -> list[ET.Element]:
     return list(ET.parse(catalog).getroot().iter(f"{CAT}entry"))
 
 
-def _catalog(resource: Path) -> Path:
-    (catalog,) = sorted(resource.glob("*_catalog.xml"))
+def catalog_path(resource: Path) -> Path:
+    (catalog,) = sorted(resource.glob("*catalog.xml"))
     return catalog
 
 
-def _md5(path: Path) -> str:
+def md5_of(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _poll(site: Site, path: str, *, until: set[str], timeout: float = 15.0) -> list[str]:
+def poll_until(site: Site, path: str, *, until: set[str], timeout: float = 15.0) -> list[str]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
