@@ -1,6 +1,6 @@
-"""Typed records that flow between the stages, and the coded values that appear in reports.
+"""Typed records that flow between the stages: resources, their files, what reading a file showed.
 
-Enum values are written into reports and read by other tools: they are a contract, never renamed.
+The coded values inside them (Reason, statuses) are `core.vocabulary`'s enums.
 """
 
 from __future__ import annotations
