@@ -1,7 +1,8 @@
 """The stand-in's `/xapi/...` routes: build info, schemas, and the resource survey and mitigation API.
 
 `serve_xapi` gets the path segments after `xapi`, from an authenticated request. The survey and mitigation
-work itself (statuses, reports, the worker thread) is surveys.py's; this module is the HTTP face of it.
+work itself is surveys.py's (the worker thread), surveyor.py's and mitigator.py's, with the requests and
+their statuses in survey_requests.py; this module is the HTTP face of it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from tests.xnat_standin import schema
 from tests.xnat_standin.archive import Resource, StandInError
 from tests.xnat_standin.framing import Answer, Request, json_answer, text_answer
 from tests.xnat_standin.state import StandInState
-from tests.xnat_standin.surveys import OPEN_SURVEY_STATUSES, Status, SurveyRequest
+from tests.xnat_standin.survey_requests import OPEN_SURVEY_STATUSES, Status, SurveyRequest
 
 JSON = dict[str, Any]
 
