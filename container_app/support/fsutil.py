@@ -88,6 +88,8 @@ class SaveFile:
 
     def __init__(self, path: str, *, binary: bool = False, newline: str | None = None, durable: bool = True,
                  mode: int = 0o666, dir_fd: int | None = None) -> None:
+        if dir_fd is not None and "/" in path:  # the temporary must sit beside the name, in that folder
+            raise ValueError(f"with dir_fd, {path!r} must be a name in that folder, not a path")
         self.folder, self.name = (".", path) if dir_fd is not None else _split(path)
         self.path = path
         self._binary, self._newline, self._durable, self._mode = binary, newline, durable, mode

@@ -58,6 +58,8 @@ def test_the_directory_descriptor_form(tmp_path: Path) -> None:
     try:
         write_atomically("scan_1_catalog.xml", b"<catalog/>", dir_fd=fd)
         assert sha256_of("scan_1_catalog.xml", dir_fd=fd) == hashlib.sha256(b"<catalog/>").hexdigest()
+        with pytest.raises(ValueError, match="must be a name"):
+            write_atomically("sub/x.xml", b"", dir_fd=fd)
     finally:
         os.close(fd)
     assert (folder / "scan_1_catalog.xml").read_bytes() == b"<catalog/>"
