@@ -97,7 +97,9 @@ class Journal:
                     continue
                 if isinstance(fields, dict):
                     journal._remember(fields)
-        journal._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        # File names that are not UTF-8 are lone surrogates here (surrogateescape); backslashreplace writes
+        # them as `\udcXX`, the JSON escape that reads back as the same name (as the reports do).
+        journal._handle = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 (closed by close())
         if os.path.exists(path) and os.path.getsize(path) and not text.endswith("\n"):
             journal._handle.write("\n")  # start after a line torn by a crash
         return journal

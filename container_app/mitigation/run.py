@@ -36,6 +36,9 @@ def mitigate(request: MitigationRequest) -> MitigationSummary:
     backup_root = os.path.abspath(request.backup_dir)
     if is_inside(backup_root, root):
         raise UsageError("BACKUP must not be inside ROOT: backups would become part of the archive")
+    if is_inside(root, backup_root):
+        raise UsageError("BACKUP must not hold ROOT: a later survey of BACKUP would find the archive inside it, "
+                         "and restore could not tell backups from originals")
     if is_inside(request.output, root):
         raise UsageError("OUT must not be inside ROOT")
     use_xnat = _wants_xnat(request, root)
