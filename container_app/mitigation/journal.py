@@ -82,26 +82,28 @@ class Journal:
         """The journal at `path`, its earlier lines read back, open for appending (created if need be)."""
         os.makedirs(os.path.dirname(path), exist_ok=True)
         journal = cls(path)
-        text = ""
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-            lines = text.splitlines()
-            for number, line in enumerate(lines, 1):
+            with open(path, "rb") as handle:
+                data = handle.read()
+            complete, _, torn = data.rpartition(b"\n")
+            if torn:
+                # A crash in the middle of a line: the line was never committed, so the step it began is
+                # re-checked against the files like any other. It is cut off here rather than kept, so that a
+                # later crash cannot leave it in the middle of the journal (which reads as damage), and a
+                # multi-byte character cut in two cannot make the journal unreadable.
+                with open(path, "r+b") as handle:
+                    handle.truncate(len(data) - len(torn))
+                    os.fsync(handle.fileno())
+            for number, line in enumerate(complete.split(b"\n") if complete else [], 1):
                 try:
-                    fields = json.loads(line)
-                except json.JSONDecodeError:
-                    # Only the last line can be torn by a crash; anything else is damage.
-                    if number != len(lines):
-                        raise MitigationError(f"journal {path} is damaged at line {number}") from None
-                    continue
+                    fields = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    raise MitigationError(f"journal {path} is damaged at line {number}") from None
                 if isinstance(fields, dict):
                     journal._remember(fields)
         # File names that are not UTF-8 are lone surrogates here (surrogateescape); backslashreplace writes
         # them as `\udcXX`, the JSON escape that reads back as the same name (as the reports do).
         journal._handle = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 (closed by close())
-        if os.path.exists(path) and os.path.getsize(path) and not text.endswith("\n"):
-            journal._handle.write("\n")  # start after a line torn by a crash
         return journal
 
     def append(self, step: JournalStep, phase: JournalPhase, **details: Any) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
@@ -164,9 +166,24 @@ def write_atomically(path: str, data: bytes, *, durable: bool = True, mode: int 
         handle.write(data)
 
 
+def open_regular(path: str, *, dir_fd: int | None = None) -> int:
+    """A read-only descriptor of a regular file. A link as the last component is not followed, and a FIFO,
+    device or socket put where a file was expected is refused at once: opening with O_NONBLOCK means a
+    FIFO without a writer cannot hang the run."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (FIFOs, devices and sockets are never read)", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def sha256_of(path: str, *, dir_fd: int | None = None) -> str:
-    """The sha256 of a file's bytes; the last component is never followed if it is a link."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    """The sha256 of a regular file's bytes (see open_regular)."""
+    fd = open_regular(path, dir_fd=dir_fd)
     with os.fdopen(fd, "rb", buffering=0) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
@@ -185,7 +202,7 @@ def verified_copy(source: str, destination: str, expected_sha256: str | None, *,
     created = False
     digest = hashlib.sha256()
     try:
-        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        source_fd = open_regular(source)
         try:
             out_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             created = True

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from typing import BinaryIO
 
 from container_app.core.records import CatalogEntry
+from container_app.support.fsutil import open_regular
 
 CATALOG_NS = "http://nrg.wustl.edu/catalog"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -35,14 +37,19 @@ WHOLE_PARSE_BYTES = 4 << 20
 
 def read_catalog(path: str) -> tuple[str | None, tuple[CatalogEntry, ...]]:
     """The project XNAT wrote into a catalog's `PROJECT` metaField, and its `cat:entry` elements."""
+    # A FIFO or device where a catalog should be is refused, never waited on (open_regular).
+    with os.fdopen(open_regular(path), "rb") as handle:
+        return _parse_catalog(handle, os.fstat(handle.fileno()).st_size > WHOLE_PARSE_BYTES)
+
+
+def _parse_catalog(handle: BinaryIO, streamed: bool) -> tuple[str | None, tuple[CatalogEntry, ...]]:
     project: str | None = None
     entries: list[CatalogEntry] = []
     # No DTDs or entities reach here: ElementTree does not fetch external entities.
-    streamed = os.path.getsize(path) > WHOLE_PARSE_BYTES
     if streamed:
-        elements: Iterable[ET.Element] = (element for _event, element in ET.iterparse(path, events=("end",)))  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
+        elements: Iterable[ET.Element] = (element for _event, element in ET.iterparse(handle, events=("end",)))  # noqa: S314 (expat >= 2.4.1 refuses entity bombs)
     else:
-        elements = ET.parse(path).getroot().iter()  # noqa: S314
+        elements = ET.parse(handle).getroot().iter()  # noqa: S314
     for element in elements:
         if element.tag == _META_FIELD_TAG and element.get("name") == "PROJECT":
             project = (element.text or "").strip() or None

@@ -1,7 +1,8 @@
 """Archives as years of imports left them, run through the real CLI: nothing lost, no internal error.
 
 Each test is one class of the safety issue's findings: temporaries taken for archive files when the
-process is PID 1 (as in the image), names that are not UTF-8, and a BACKUP folder that holds ROOT.
+process is PID 1 (as in the image), names that are not UTF-8, a FIFO where a catalog should be, and a
+BACKUP folder that holds ROOT.
 """
 
 from __future__ import annotations
@@ -94,3 +95,23 @@ def test_a_backup_folder_that_holds_root_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr + result.stdout
     assert "BACKUP must not hold ROOT" in result.stdout + result.stderr
     assert snapshot(tmp_path / "backup") == before
+
+
+def test_a_fifo_where_the_catalog_should_be_never_hangs(tmp_path: Path) -> None:
+    """A FIFO has no writer: opening it for reading would wait forever, in the survey and in mitigate."""
+    resource = tmp_path / "archive" / "DICOM"
+    layout = synth.build_resource(resource, [FileSpec(instance=BASE, name="IM0001")])
+    assert layout.catalog is not None
+    catalog = resource / layout.catalog
+    catalog.unlink()
+    os.mkfifo(catalog)
+    out, backup = tmp_path / "out", tmp_path / "backup"
+    document = survey(resource, out)  # run_cli's timeout turns a hang into a failure
+    [surveyed] = document["resources"]
+    assert "not a regular file" in surveyed["catalog"]["error"]
+    before = snapshot(resource)
+    result = mitigate(resource, out, backup)
+    no_traceback(result)
+    assert "internal error" not in result.stdout + result.stderr
+    assert_nothing_lost(before, resource, backup)
+    assert os.path.exists(catalog) and not os.path.isfile(catalog)  # left as it was

@@ -31,20 +31,23 @@ def test_appended_lines_are_committed_with_the_enum_values(tmp_path: Path) -> No
     assert written[1]["sha256"] == "00"
 
 
-def test_a_line_torn_by_a_crash_is_tolerated_and_the_next_starts_after_it(tmp_path: Path) -> None:
+def test_a_line_torn_by_a_crash_is_cut_off_so_later_crashes_never_read_as_damage(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     journal = Journal.open(str(path))
     journal.append(JournalStep.MOVE, JournalPhase.DONE, resource="r", path="r/a", target="r/b")
     journal.close()
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write('{"at": "2024-01-01", "step": "mo')  # a crash in the middle of a line
-    reopened = Journal.open(str(path))
-    assert [r.path for r in reopened.records] == ["r/a"]
-    reopened.append(JournalStep.DELETE, JournalPhase.START, resource="r", path="r/c", target=None)
-    reopened.close()
+    for torn in ('{"at": "2024-01-01", "step": "mo', '{"at": "2024-01-01", "path": "r/\u00e9'):
+        with path.open("ab") as handle:  # a crash in the middle of a line, the second inside a character
+            handle.write(torn.encode("utf-8")[:-1])
+        reopened = Journal.open(str(path))  # the second time, after a rerun that crashed as well
+        assert [r.path for r in reopened.records][:1] == ["r/a"]
+        reopened.append(JournalStep.DELETE, JournalPhase.START, resource="r", path="r/c", target=None)
+        reopened.close()
     text = path.read_text("utf-8").splitlines()
-    assert text[1] == '{"at": "2024-01-01", "step": "mo'  # the torn line is left as it is, on a line of its own
-    assert json.loads(text[-1])["step"] == "delete"
+    assert [json.loads(line)["step"] for line in text] == ["move", "delete", "delete"]
+    final = Journal.open(str(path))
+    final.close()
+    assert [r.step for r in final.records] == [JournalStep.MOVE, JournalStep.DELETE, JournalStep.DELETE]
 
 
 def test_a_damaged_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
