@@ -10,8 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 GENERATOR_VERSION = 5  # bump when the corpus content changes, so that cached corpora are rebuilt
+
+
+def params_key(params: Any) -> str:
+    """The corpus cache key: a hash of every parameter (and the generator's version), so any change regenerates."""
+    return hashlib.sha1(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class SingleParams:
     version: int = GENERATOR_VERSION
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return params_key(self)
 
     def dirname(self) -> str:
         return f"single-{self.files}-{self.layout}-{self.key()}"
@@ -42,7 +48,7 @@ class MultiParams:
     version: int = GENERATOR_VERSION
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return params_key(self)
 
     def dirname(self) -> str:
         return f"multiframe-{self.files}x{self.frames}-{self.key()}"

@@ -93,7 +93,6 @@ class SaveFile:
         if dir_fd is not None and "/" in path:  # the temporary must sit beside the name, in that folder
             raise ValueError(f"with dir_fd, {path!r} must be a name in that folder, not a path")
         self.folder, self.name = (".", path) if dir_fd is not None else _split(path)
-        self.path = path
         self._binary, self._newline, self._durable, self._mode = binary, newline, durable, mode
         self._given_dir_fd = dir_fd
         self._dir_fd: int | None = None
@@ -127,7 +126,7 @@ class SaveFile:
             os.replace(self._temporary, self.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
             self._temporary = None
             if self._durable:
-                os.fsync(self._dir_fd)
+                fsync_folder(dir_fd=self._dir_fd)
         except BaseException:
             self.abort()
             raise
