@@ -1,16 +1,14 @@
-"""The package's shape as contracts: no import cycles, a pure core, modules of a readable size.
+"""The package's shape as contracts: a pure core, and modules of a readable size.
 
-The layers themselves (cli > mitigation, demo > reports > survey > support > core) are import-linter's
-contract in pyproject.toml, which `.ci/run` checks with `lint-imports`.
+The layers (cli > mitigation, demo > reports > survey > support > core) and the absence of import cycles
+are import-linter's contracts in pyproject.toml, which `.ci/run` checks with `lint-imports`.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
-import grimp
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,63 +26,6 @@ CORE_FORBIDDEN_CALLS = frozenset({"open", "__import__", "exec", "eval", "input",
 #: "No module over about 400 lines": the package, the benchmark, the stand-in and container/.
 MAX_LINES = 410
 SIZED = ("container_app", "benchmarks", "tests/xnat_standin", "container")
-
-
-def _strongly_connected(graph: dict[str, set[str]]) -> Iterator[list[str]]:
-    """Tarjan's algorithm, iterative: the import cycles of the package (function-level imports included)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    counter = 0
-    for start in sorted(graph):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.get(child, ())))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    yield sorted(component)
-
-
-def test_no_module_imports_itself_round_a_cycle() -> None:
-    graph = grimp.build_graph("container_app")
-    # A package's __init__ is imported by its submodules' import machinery, not by choice: leave it out.
-    modules = {m for m in graph.modules if not (PACKAGE / (m.replace(".", "/")) / "__init__.py").exists()}
-    edges = {m: {d for d in graph.find_modules_directly_imported_by(m) if d in modules} for m in modules}
-    assert list(_strongly_connected(edges)) == []
-
-
-def test_the_cycle_finder_finds_cycles() -> None:
-    """The check above must be able to fail."""
-    assert list(_strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})) == [["a", "b", "c"]]
-    assert list(_strongly_connected({"a": {"b"}, "b": set()})) == []
 
 
 def _core_violations(source: str) -> list[str]:
