@@ -210,6 +210,7 @@ class JournalStep(enum.StrEnum):
     DELETE = "delete"  # a surplus copy removed
     CATALOG = "catalog"  # the resource catalog rewritten
     RESOURCE = "resource"  # a resource finished (or found stale)
+    TEMPORARY = "temporary"  # an attempt's temporaries' token, journaled before any is made
     MANIFEST = "manifest"  # XNAT file operations: the backup manifest uploaded
     UPLOAD = "upload"  # XNAT file operations: a file uploaded under its new name
     XNAT_SURVEY = "xnat-survey"  # XNAT's mitigation API: XNAT's own survey of the resource

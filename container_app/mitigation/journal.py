@@ -168,12 +168,18 @@ def exclusive_lock(path: str, what: str) -> Iterator[None]:
     except OSError as exc:
         raise MitigationError(f"cannot open {path} to lock it: {exc.strerror}") from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise LockedError(f"{what} is being mitigated by another process") from None
-            raise MitigationError(f"cannot lock {path}: {exc.strerror}") from exc
+        lock_descriptor(fd, what, path)
         yield
     finally:
         os.close(fd)
+
+
+def lock_descriptor(fd: int, what: str, shown: str) -> None:
+    """An advisory lock on an open folder or file, held until the descriptor is closed; LockedError at once
+    when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise LockedError(f"{what} is being mitigated by another process") from None
+        raise MitigationError(f"cannot lock {shown}: {exc.strerror}") from exc

@@ -7,7 +7,9 @@ before any starts the next, so one commit serves them all):
    times, sha256 of every file that will change): the plan was made from that picture, and acting on
    a different one could rename the wrong file or remove the only copy. Journaled as `resource-start`
    once passed, so a rerun does not mistake its own half-done work for a change by someone else.
-2. Backup. Every file that will change is copied into BACKUP and the copy verified.
+2. Backup. The resource's catalog, then every file that will change, is copied into BACKUP and the
+   copy verified (each copy's temporary journaled by name before it is made, so a rerun after a kill
+   removes exactly those). A catalog that cannot be copied leaves its whole resource untouched.
 3. Commit. The copies are made durable (one sync for the batch) and only then journaled as done,
    and the journal committed: a crash before this point leaves every original untouched, after it
    every original has a durable, verified copy. Nothing is changed before this commit.
@@ -15,7 +17,7 @@ before any starts the next, so one commit serves them all):
    never replaces an existing name. Each is journaled before ("start") and after ("done").
 5. Commit. The changes are made durable and the journal committed, so the catalog step (which
    describes the new names) never runs ahead of the names themselves.
-6. Catalog. The catalog's original is backed up (and made durable) before anything replaces it; the
+6. Catalog. The catalog's original, backed up in step 2, is durable before anything replaces it; the
    new text is always rewritten from that original (a rerun then yields the same catalog) and
    journaled (`catalog start`, committed) before it replaces the old one atomically, so a rerun
    recognises a catalog it wrote itself; then the new catalog is made durable.
@@ -84,10 +86,14 @@ class Operations(Protocol):
         """Why the resource no longer looks as the survey saw it, or None."""
         ...
 
-    def back_up(self, backup_folder: str, action: Action, *, journaled: bool) -> str:
+    def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *, journaled: bool) -> str:
         """Copy the file the action will change into the backup and verify the copy; returns where it is.
         `journaled`: an earlier attempt journaled this backup as done (so an existing copy that does not
         match is damage, never a leftover to replace)."""
+        ...
+
+    def back_up_catalog(self, plan: ResourcePlan) -> str | None:
+        """Copy the resource's catalog into the backup (None when it has none); before any file changes."""
         ...
 
     def make_backups_durable(self) -> None:
@@ -182,12 +188,21 @@ def _back_up(operations: Operations, journal: Journal, work: Sequence[_Work]) ->
         if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
             journal.append(JournalStep.BACKUP, JournalPhase.START, resource=resource, files=len(pending),
                            folder=item.backup_folder)
+        try:
+            operations.back_up_catalog(plan)
+        except FileProblem as exc:  # the catalog could not be kept as it was: no file of its resource changes
+            reason = f"the catalog could not be backed up: {exc}"
+            journal.append(JournalStep.BACKUP, JournalPhase.FAILED, resource=resource, path=plan.catalog_path,
+                           error=reason)
+            for index, action in enumerate(plan.actions):
+                item.results[index] = ActionResult(action, Outcome.FAILED, None, reason, Step.BACKUP)
+            continue
         for index, action in enumerate(plan.actions):
             if action.kind is ActionKind.RETAIN:
                 item.results[index] = ActionResult(action, Outcome.DONE)
                 continue
             try:
-                destination = operations.back_up(item.backup_folder, action,
+                destination = operations.back_up(item.backup_folder, plan, action,
                                                  journaled=action.source.path in item.journaled)
             except FileProblem as exc:
                 item.results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import structlog
@@ -91,6 +92,7 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
     os.makedirs(state, exist_ok=True)
     with exclusive_lock(state, f"mitigation run {plan.run_id}"):
         journal = Journal.open(os.path.join(state, JOURNAL_NAME))
+        closing = ExitStack()
         try:
             executor: Executor
             xnat_executor = None
@@ -99,7 +101,8 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
 
                 executor = xnat_executor = XnatExecutor(client, request, root, plan.run_id, journal, survey_report)
             else:
-                executor = FilesystemExecutor(root, backup_root, plan.run_id, journal)
+                executor = filesystem = FilesystemExecutor(root, backup_root, plan.run_id, journal)
+                closing.callback(filesystem.close)
             log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
                      journal=journal.path, run_id=plan.run_id, executor=executor.name)
             results = []
@@ -110,6 +113,7 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
             if xnat_executor is not None:  # the mount is a live view of the archive: check what XNAT did
                 results = xnat_executor.confirm(results, request.survey, os.path.join(request.output, "resurvey"))
         finally:
+            closing.close()
             journal.close()
     document = mitigation_document(plan, results, report_path, backup_root, journal.path, False, started,
                                    executor=executor.name)

@@ -27,9 +27,12 @@ TEMPORARY_SUFFIX = ".xrs-tmp"
 _CHUNK = 1 << 20
 
 
-def temporary_name(name: str) -> str:
-    """A fresh hidden name beside `name`, created only with O_EXCL, so it can never be someone else's file."""
-    return f".{name}.{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
+def temporary_name(name: str, token: str | None = None) -> str:
+    """A hidden name beside `name`, created only with O_EXCL, so it can never be someone else's file.
+
+    `token` is random per attempt; a caller that journals it before making any temporary can find
+    (and remove) exactly its own after a kill, without an fsync of the journal per temporary."""
+    return f".{name}.{token or secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -65,10 +68,15 @@ def sync_filesystem(path: str) -> None:
     copies costs what a single fsync does, where an fsync per copy costs one each."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _SYNCFS is None or _SYNCFS(fd) != 0:
-            os.sync()
+        sync_filesystem_fd(fd)
     finally:
         os.close(fd)
+
+
+def sync_filesystem_fd(fd: int) -> None:
+    """`sync_filesystem` for an open descriptor on that file system."""
+    if _SYNCFS is None or _SYNCFS(fd) != 0:
+        os.sync()
 
 
 class SaveFile:

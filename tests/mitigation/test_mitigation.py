@@ -280,7 +280,8 @@ def test_backup_cut_short_by_a_crash_is_copied_again(tmp_path: Path) -> None:
     out, backup = tmp_path / "out", tmp_path / "backup"
     survey(root, out)
     before = snapshot(root)
-    crashed = mitigate(root, out, backup, env={"XNAT_RESOURCE_SURVEY_FAULTS": "crash_after_journal=3"})
+    # Lines 1-3: the attempt's temporary token, resource-start, backup start; line 4: the first backup done.
+    crashed = mitigate(root, out, backup, env={"XNAT_RESOURCE_SURVEY_FAULTS": "crash_after_journal=4"})
     assert crashed.returncode == -9
     journal = next(backup.rglob("journal.jsonl")).read_text().splitlines()
     journaled = {json.loads(line).get("backup") for line in journal}
