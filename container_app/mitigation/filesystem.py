@@ -64,6 +64,42 @@ def _matches(st: os.stat_result | None, state: FileState) -> bool:
             and st.st_mtime_ns == state.mtime_ns)
 
 
+def stale_reason(root: Anchor, plan: ResourcePlan) -> str | None:
+    """Why the resource no longer looks as the survey saw it, or None.
+
+    Only reads: a dry run asks it too, so that it shows every resource the real run would leave alone.
+    """
+    try:
+        return _stale_reason(root, plan)
+    except FileProblem as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read the resource: {exc.strerror or exc}"
+
+
+def _stale_reason(root: Anchor, plan: ResourcePlan) -> str | None:
+    surveyed = {within_resource(plan, f.path) for f in plan.files_at_survey}
+    folders = sorted({p.rsplit("/", 1)[0] for p in surveyed if "/" in p} | {"."})
+    present: set[str] = set()
+    with root.descend(plan.resource_path) as resource:
+        for rel in folders:
+            prefix = "" if rel == "." else rel + "/"
+            present |= {prefix + name for name, st in resource.list(rel)
+                        if not stat.S_ISDIR(st.st_mode) and not is_catalog_name(name)}
+    added, gone = sorted(present - surveyed), sorted(surveyed - present)
+    if added:
+        return f"{len(added)} file(s) added since the survey, e.g. {added[0]!r}"
+    if gone:
+        return f"{len(gone)} file(s) gone since the survey, e.g. {gone[0]!r}"
+    for action in plan.actions:
+        path = action.source.path
+        if not _matches(root.lstat(path), action.source):
+            return f"{path} changed since the survey (size or modification time)"
+        if action.kind is not ActionKind.RETAIN and root.sha256(path) != action.source.sha256:
+            return f"{path} changed since the survey (sha256)"
+    return None
+
+
 @dataclass
 class FilesystemExecutor:
     """Changes files under ROOT, keeping verified backups under BACKUP: `protocol.Operations` on files."""
@@ -144,32 +180,7 @@ class FilesystemExecutor:
 
     def is_stale(self, plan: ResourcePlan) -> str | None:
         """Why the resource no longer looks as the survey saw it, or None."""
-        surveyed = {within_resource(plan, f.path) for f in plan.files_at_survey}
-        folders = sorted({p.rsplit("/", 1)[0] for p in surveyed if "/" in p} | {"."})
-        present: set[str] = set()
-        try:
-            for rel in folders:
-                with self.root.descend(plan.resource_path) as resource:
-                    entries = resource.list(rel)
-                prefix = "" if rel == "." else rel + "/"
-                present |= {prefix + name for name, st in entries
-                            if not stat.S_ISDIR(st.st_mode) and not is_catalog_name(name)}
-        except FileProblem as exc:
-            return str(exc)
-        except OSError as exc:
-            return f"cannot list the resource: {exc.strerror}"
-        added, gone = sorted(present - surveyed), sorted(surveyed - present)
-        if added:
-            return f"{len(added)} file(s) added since the survey, e.g. {added[0]!r}"
-        if gone:
-            return f"{len(gone)} file(s) gone since the survey, e.g. {gone[0]!r}"
-        for action in plan.actions:
-            path = action.source.path
-            if not _matches(self.root.lstat(path), action.source):
-                return f"{path} changed since the survey (size or modification time)"
-            if action.kind is not ActionKind.RETAIN and self.root.sha256(path) != action.source.sha256:
-                return f"{path} changed since the survey (sha256)"
-        return None
+        return stale_reason(self.root, plan)
 
     def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *, journaled: bool) -> str:
         destination = self._backup_rel(plan, action.source.path)

@@ -105,6 +105,30 @@ def load_json_object(path: str) -> dict[str, Any]:
     return document
 
 
+def read_report_bytes(path: str) -> bytes:
+    """A report file's bytes, or a ReportError saying why they cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+
+
+def parse_report(data: bytes, path: str, schema_name: str) -> dict[str, Any]:
+    """`read_report` for bytes already read (so the bytes validated are the bytes a caller keeps)."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ReportError(f"{path} is not a report: its JSON is not an object")
+    try:
+        validate(document, schema_name)
+    except ReportValidationError as exc:
+        raise ReportError(f"{path} is not a valid {schema_name.split('.')[0]}: {exc}") from exc
+    return document
+
+
 def read_report(path: str, schema_name: str) -> dict[str, Any]:
     """Load and validate a report written by this tool."""
     document = load_json_object(path)
