@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from container_app.core.errors import FileProblem
-from container_app.support import anchored
 from container_app.support.anchored import Anchor, components, copy_verified, rename_noreplace
 
 
@@ -76,7 +75,7 @@ def test_without_hard_links_the_move_is_the_kernels_no_replace_rename(tree: Path
     def no_links(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.EPERM, "hard links not supported")
 
-    monkeypatch.setattr(anchored.os, "link", no_links)
+    monkeypatch.setattr(os, "link", no_links)
     (tree / "a" / "b" / "g.dcm").write_bytes(b"other")
     with Anchor.open(str(tree)) as root:
         try:
