@@ -184,6 +184,10 @@ class XnatFileOpsExecutor:
         sha = action.source.sha256
         if sha is None:
             raise FileProblem("the survey recorded no checksum; no way to verify a backup")
+        for path in (action.source.path, action.target):
+            problem = rest_name_problem(path)
+            if problem is not None:
+                raise FileProblem(problem)
         key = (target.experiment, sha)
         if key in self._verified:
             return _Backup(sha, action.source.size)
@@ -301,6 +305,19 @@ def put_verified(archive: XnatArchive, resource_url: str, name: str, data: bytes
         if attempt == 1:
             raise FileProblem(f"the copy uploaded to XNAT as {name} reads back different bytes")
         status = archive.upload(resource_url, name, data, overwrite=True, file_format=file_format, content=content)
+
+
+def rest_name_problem(path: str | None) -> str | None:
+    """Why XNAT's REST API cannot name this file, or None. Names that are not UTF-8 reach us as surrogate
+    escapes; a URL carries UTF-8 only, so such a file is refused here, per file, before anything changes."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return ("the file name is not UTF-8, and XNAT's REST paths cannot carry it: not touched (rename it on "
+                "the archive's file system, or mitigate with the filesystem executor)")
+    return None
 
 
 def _check_listed_size(row: Mapping[str, Any], state: FileState) -> None:

@@ -68,3 +68,12 @@ def test_auto_picks_xnat_inside_xnat_on_a_read_only_mount(monkeypatch: pytest.Mo
     monkeypatch.delenv("XNAT_HOST")
     monkeypatch.setattr(os, "access", lambda *_: False)
     assert not _wants_xnat(settings, "/input")  # type: ignore[arg-type]
+
+
+def test_names_that_are_not_utf8_are_refused_for_xnats_rest_paths() -> None:
+    from container_app.mitigation.xnat.file_operations_way import rest_name_problem
+
+    undecodable = os.fsdecode(b"SCANS/1/DICOM/\xff.dcm")  # as the survey reads such a name (surrogateescape)
+    problem = rest_name_problem(undecodable)
+    assert problem is not None and "not UTF-8" in problem
+    assert rest_name_problem("SCANS/1/DICOM/Müller.dcm") is None and rest_name_problem(None) is None
