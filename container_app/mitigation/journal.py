@@ -128,9 +128,11 @@ class Journal:
             raise self._failure(exc) from exc
 
     def _failure(self, exc: OSError) -> MitigationError:
-        return MitigationError(f"cannot write the journal {self.path}: {exc.strerror or exc}. Stopped before any "
-                               "further change; every original is in place or verified in BACKUP. Rerun the same "
-                               "command once the problem is fixed")
+        # Said as it is: files may already have moved in this run (their backups verified and journaled),
+        # so "before any change" would be untrue; what holds is that nothing more changes now.
+        return MitigationError(f"cannot write the journal {self.path}: {exc.strerror or exc}. Stopped: no further "
+                               "change is made, and every file changed so far has a verified backup in BACKUP. "
+                               "Rerun the same command once the problem is fixed: it finishes this run")
 
     def close(self) -> None:
         if self._handle is not None:
