@@ -2,7 +2,8 @@
 
 It understands the encodings found in archives (explicit and implicit VR little endian, explicit
 big endian, deflated, files without preamble) and gives up (`FastPathUnsupported`) on anything
-else, which then goes to pydicom (`fallback`). The element walk over plain elements runs in the C
+else, which then goes to pydicom (`fallback`). A deflated dataset is inflated only as far as the
+walk reads, and never past the cap (`inflate`). The element walk over plain elements runs in the C
 module where it is built (`native`); the `ElementParser` here handles everything it leaves.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 import struct
+import sys
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from container_app.survey.dicom.decode import decode_values, is_valid_uid, uid_value
+from container_app.survey.dicom.inflate import Inflater
 from container_app.survey.dicom.native import NATIVE
 from container_app.survey.dicom.read_plan import MEDIA_STORAGE_DIRECTORY, ParsedHeader, ReadPlan, TruncatedFile
 
@@ -41,44 +44,71 @@ _SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", 
 _VALID_VR = re.compile(rb"[A-Z]{2}")
 _FIRST_READ = 8192
 _MAX_DEPTH = 32
+#: A deflated window's size until its stream is inflated to the end: not known, so never reached.
+_NOT_YET_KNOWN = sys.maxsize
 
 
 class FastPathUnsupported(Exception):
     """The fast path cannot read this file; pydicom gets it."""
 
 
+class DamagedDeflateStream(FastPathUnsupported):
+    """zlib refused the deflate stream. pydicom gets it too (as before); the content check counts it as damage."""
+
+
 class Window:
-    """Random access to a file (or a decompressed stream) without reading what is skipped."""
+    """Random access to a file (or a decompressed stream) without reading what is skipped.
+
+    `size` is the file's size; for a deflated file, the end of the inflated stream once it is
+    known (`_NOT_YET_KNOWN` before). `more(pos)` tells whether there is a byte at `pos`.
+    """
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd, self.size = fd, size
         self.base = 0
-        self.data = os.pread(fd, min(_FIRST_READ, size), 0)
-        self._inflate: zlib._Decompress | None = None
-        self._inflated_from = 0
+        # bytes read from the file; for a deflated file, the inflater's buffer (meta, then what is inflated)
+        self.data: bytes | bytearray = os.pread(fd, min(_FIRST_READ, size), 0)
+        self._inflater: Inflater | None = None
         self.complete = True  # False when a deflate stream ends before its end marker: the file was cut
 
     def inflate_from(self, offset: int) -> None:
-        """Everything from `offset` on is a raw deflate stream; offsets beyond it address the inflated bytes."""
+        """Everything from `offset` on is a raw deflate stream; offsets beyond it address the inflated bytes.
+
+        They are inflated as they are asked for, never past the cap (HeaderTooLarge beyond it).
+        """
         head = self.get(0, offset)
-        self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-        compressed = os.pread(self.fd, self.size - offset, offset)
+        self._inflater = Inflater(self.fd, offset, self.size, head)
+        self.data, self.base, self.size, self.complete = self._inflater.buffer, 0, _NOT_YET_KNOWN, False
+        self._inflate_to(offset + _FIRST_READ)
+
+    def _inflate_to(self, end: int) -> None:
+        assert self._inflater is not None
         try:
-            self.data = head + self._inflate.decompress(compressed, 0)
+            self._inflater.extend_to(end)
         except zlib.error as exc:
-            raise FastPathUnsupported(f"deflate stream: {exc}") from exc
-        self.base, self._inflated_from, self.size = 0, offset, len(self.data)
-        self.complete = self._inflate.eof
+            raise DamagedDeflateStream(f"deflate stream: {exc}") from exc
+        if self._inflater.finished:
+            self.size, self.complete = len(self.data), self._inflater.ended
+
+    def more(self, pos: int) -> bool:
+        """Whether there is a byte at `pos` (inflating up to it; DamagedDeflateStream when damage comes first)."""
+        if self._inflater is not None and pos >= len(self.data):
+            self._inflate_to(pos + 1)
+        return pos < self.size
 
     def get(self, start: int, end: int) -> bytes:
+        if self._inflater is not None:
+            if end > len(self.data):
+                self._inflate_to(end)
+                if end > len(self.data):  # the stream ended first
+                    raise TruncatedFile
+            return bytes(self.data[start:end])
         if end > self.size:
             raise TruncatedFile
         if start < self.base or end > self.base + len(self.data):
-            if self._inflate is not None:
-                raise TruncatedFile
             length = max(end - start, _FIRST_READ)
             self.data, self.base = os.pread(self.fd, min(length, self.size - start), start), start
-        return self.data[start - self.base : end - self.base]
+        return bytes(self.data[start - self.base : end - self.base])  # already bytes: no copy
 
 
 # --- the element walk: plain elements in bulk (the C module's `walk`, in Python) -------------------
@@ -88,7 +118,7 @@ _IMPLICIT_LE_HEADER = struct.Struct("<HHI").unpack_from
 _U32_LE = struct.Struct("<I").unpack_from
 
 
-def _fast_explicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+def _fast_explicit_le(data: bytes | bytearray, base: int, pos: int, stop: int, wanted: Mapping[int, str],
                       values: dict[int, bytes]) -> tuple[int, bool]:
     """The hot loop: elements lying wholly in the buffer, in explicit VR little endian.
 
@@ -114,12 +144,12 @@ def _fast_explicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mappi
         if tag in wanted:
             if start + length > base + len(data):
                 return pos, False
-            values[tag] = data[start - base : start - base + length]
+            values[tag] = bytes(data[start - base : start - base + length])
         pos = start + length
     return pos, False
 
 
-def _fast_implicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+def _fast_implicit_le(data: bytes | bytearray, base: int, pos: int, stop: int, wanted: Mapping[int, str],
                       values: dict[int, bytes]) -> tuple[int, bool]:
     """The hot loop for implicit VR little endian; same contract as `_fast_explicit_le`."""
     limit = base + len(data) - 8
@@ -134,19 +164,19 @@ def _fast_implicit_le(data: bytes, base: int, pos: int, stop: int, wanted: Mappi
         if tag in wanted:
             if start + length > base + len(data):
                 return pos, False
-            values[tag] = data[start - base : start - base + length]
+            values[tag] = bytes(data[start - base : start - base + length])
         pos = start + length
     return pos, False
 
 
-def _walk_python(data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+def _walk_python(data: bytes | bytearray, base: int, pos: int, stop: int, wanted: Mapping[int, str],
                  values: dict[int, bytes], implicit: bool, skip_sequences: bool = True, /) -> tuple[int, bool]:
     """The Python loops never step over sequences: `skip_sequences` only matters to the C walker."""
     return (_fast_implicit_le if implicit else _fast_explicit_le)(data, base, pos, stop, wanted, values)
 
 
 class _Walker(Protocol):
-    def __call__(self, data: bytes, base: int, pos: int, stop: int, wanted: Mapping[int, str],
+    def __call__(self, data: bytes | bytearray, base: int, pos: int, stop: int, wanted: Mapping[int, str],
                  values: dict[int, bytes], implicit: bool, skip_sequences: bool = True, /) -> tuple[int, bool]: ...
 
 
@@ -188,11 +218,11 @@ class ElementParser:
 
     def read(self, pos: int, plan: ReadPlan) -> dict[int, bytes]:
         values: dict[int, bytes] = {}
-        size, wanted, stop, implicit = self.w.size, plan.tags, plan.stop_after, self.implicit
-        while pos < size:
+        wanted, stop, implicit = plan.tags, plan.stop_after, self.implicit
+        while self.w.more(pos):
             if self.little:
                 pos, finished = _walk(self.w.data, self.w.base, pos, stop, wanted, values, implicit)
-                if finished or pos >= size:
+                if finished or not self.w.more(pos):
                     break
             # One element the fast loops leave to us: near the buffer's end, undefined length, odd VR.
             tag, vr, length, pos = self.header(pos, self.implicit)
@@ -206,6 +236,7 @@ class ElementParser:
             if tag in wanted:
                 values[tag] = self.w.get(pos, pos + length)
             pos += length
+        size = self.w.size  # known here unless the walk stopped inside the stream
         if pos > size or (pos >= size and not self.w.complete):  # ran out of a cut deflate stream
             raise TruncatedFile
         return values
@@ -238,12 +269,12 @@ class ElementParser:
         """Walk every top-level element: (end of the last one as declared, its tag)."""
         last_tag = 0
         pixels: dict[int, bytes] = {}
-        while pos < self.w.size:
+        while self.w.more(pos):
             if self.little:  # plain elements in bulk; pixel data small enough to sit in the buffer is noted
                 pos, _passed = _walk(self.w.data, self.w.base, pos, 0xFFFFFFFF, PIXEL_DATA_TAGS, pixels,
                                      self.implicit)
                 last_tag = max(pixels, default=last_tag)
-                if pos >= self.w.size:
+                if not self.w.more(pos):
                     break
             tag, vr, length, pos = self.header(pos, self.implicit)
             last_tag = tag

@@ -18,17 +18,23 @@ from container_app.survey.dicom import fallback
 from container_app.survey.dicom.fast_path import (
     GZIP_MAGIC,
     PIXEL_DATA_TAGS,
+    DamagedDeflateStream,
     ElementParser,
     FastPathUnsupported,
     Window,
     read_fast,
     read_layout,
 )
+from container_app.survey.dicom.inflate import MAX_INFLATED_HEADER_BYTES, MIB, HeaderTooLarge
 from container_app.survey.dicom.read_plan import MEDIA_STORAGE_DIRECTORY, ParsedHeader, ReadPlan, TruncatedFile
 
 
 def read_header(path: str, plan: ReadPlan, *, fast: bool = True) -> ParsedHeader:
-    """Parse the wanted elements of one DICOM file. Raises OSError, TruncatedFile or InvalidDicomError."""
+    """Parse the wanted elements of one DICOM file.
+
+    Raises OSError, TruncatedFile, HeaderTooLarge (a deflated header past the inflation cap: not
+    handed to pydicom, which would only meet the same cap) or InvalidDicomError.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         size = os.fstat(fd).st_size
@@ -64,6 +70,8 @@ def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
         parsed = read_header(path, plan)
     except TruncatedFile:
         return record(None, (Reason.TRUNCATED,), detail="the file ends inside its header")
+    except HeaderTooLarge as exc:  # closest Reason until one names the limit; the detail does
+        return record(None, (Reason.UNREADABLE,), detail=str(exc))
     except OSError as exc:
         return record(None, (Reason.UNREADABLE,), detail=exc.strerror)
     except Exception as exc:  # pydicom raises many types on garbage; all mean "not DICOM" here
@@ -92,6 +100,8 @@ def check_content(path: str) -> ContentCheck:
     """sha256 of the whole file, and whether its elements (pixel data included) are all there.
 
     For the files a mitigation would touch or compare: it can then tell whether they changed.
+    A deflated dataset is inflated no further than the header read may (`inflate`): past that its
+    elements are not judged, and the detail says so.
     """
     digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as handle:
@@ -110,8 +120,12 @@ def check_content(path: str) -> ContentCheck:
                 detail = "pixel data cut short" if last_tag in PIXEL_DATA_TAGS else "the last element is cut short"
         except TruncatedFile:
             intact, detail = False, "the file ends inside an element"
+        except DamagedDeflateStream:
+            intact, detail = False, "the deflate stream is damaged"
         except FastPathUnsupported:
             pass  # not judged: the header read already classified the file
+        except HeaderTooLarge:
+            detail = f"not checked past the first {MAX_INFLATED_HEADER_BYTES // MIB} MiB of the inflated dataset"
     return ContentCheck(digest.hexdigest(), intact, detail)
 
 
