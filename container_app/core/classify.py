@@ -82,7 +82,9 @@ class ResourceFindings:
 
     @property
     def status(self) -> RequestStatus:
-        """XNAT's request status after a survey."""
+        """XNAT's request status after a survey; ERROR when a folder of the resource could not be listed."""
+        if self.resource.unreadable:  # what the folder holds is unknown: no status its files give can stand
+            return RequestStatus.ERROR
         if any(f.status in (FileStatus.BAD, FileStatus.MISMATCHED, FileStatus.DUPLICATE) for f in self.files):
             return RequestStatus.DIVERGENT
         if any(g for g in self.groups if not g.actionable):
@@ -93,8 +95,18 @@ class ResourceFindings:
         return tuple(f.name for f in self.files if f.needs_content_check)
 
 
+def _base_name(path: str) -> str:
+    """The file name of a path inside the resource: the part the template names (and a rename changes)."""
+    return path.rsplit("/", 1)[-1]
+
+
 def classify(resource: Resource, records: Sequence[FileRecord], template: NamingTemplate) -> ResourceFindings:
-    """Classify one resource's files (no content checks yet: see `with_content_checks`)."""
+    """Classify one resource's files (no content checks yet: see `with_content_checks`).
+
+    A record's name is its path inside the resource (`secondary/x.dcm` in a subfolder): catalog entries
+    are matched on it, as their URIs are relative to the resource folder; the expected name is compared
+    with its last part, since a rename stays in the file's folder.
+    """
     catalog_uids = {e.uri: e.uid for e in resource.catalog_entries or ()}
     template_identifies = any(k in IDENTIFYING_KEYWORDS for k in template.keywords)
     expected: dict[str, str] = {}
@@ -120,7 +132,7 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
     for (class_uid, instance_uid), members in groups.items():
         if len(members) == 1:
             only = members[0]
-            status_of[only] = FileStatus.CONFORMING if expected[only] == only else FileStatus.MISMATCHED
+            status_of[only] = FileStatus.CONFORMING if expected[only] == _base_name(only) else FileStatus.MISMATCHED
             continue
         actionable = len({expected[m] for m in members}) == 1
         duplicate_groups.append(DuplicateGroup(class_uid, instance_uid, actionable, tuple(sorted(members))))
@@ -140,7 +152,7 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
                     extra.append(Reason.CATALOG_UID_MISMATCH)
         # A file at its expected name holds only what the template puts there: with no identifying
         # keyword in the template, there is nothing to find (and most files of an archive are such).
-        named_by_template = expected.get(name) == name and not template_identifies
+        named_by_template = expected.get(name) == _base_name(name) and not template_identifies
         tags = () if named_by_template else identifying_tags(record)
         if tags:
             extra.append(Reason.IDENTIFYING_NAME)
@@ -152,7 +164,8 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
             findings.append(FileFinding(record, FileStatus.BAD, None, tuple(extra), detail, tags))
             continue
         status = status_of[name]
-        if header is not None and is_legacy_name(name, header.get("SOPClassUID"), header.get("SOPInstanceUID")):
+        if header is not None and is_legacy_name(_base_name(name), header.get("SOPClassUID"),
+                                                 header.get("SOPInstanceUID")):
             extra.append(Reason.LEGACY_NAME)
         status_reason = _STATUS_REASON.get(status)
         if status_reason is not None:
@@ -160,13 +173,20 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
         findings.append(FileFinding(record, status, expected[name], tuple(extra), None, tags))
 
     on_disk = {r.name for r in records}
+    # An entry inside a folder that could not be listed may well have its file: unknown, not missing.
+    unlisted = tuple(f"{_inside(resource.rel_path, u.path)}/" for u in resource.unreadable)
     catalog_findings = tuple(
         CatalogFinding(e.uri, Reason.CATALOG_ENTRY_MISSING_FILE)
         for e in resource.catalog_entries or ()
-        if e.uri not in on_disk
+        if e.uri not in on_disk and not e.uri.startswith(unlisted)
     )
     duplicate_groups.sort(key=lambda g: (g.sop_class_uid, g.sop_instance_uid))
     return ResourceFindings(resource, tuple(findings), tuple(duplicate_groups), catalog_findings)
+
+
+def _inside(resource_path: str, path: str) -> str:
+    """A path relative to ROOT as a path inside the resource folder at `resource_path`."""
+    return path if resource_path == "." else path.removeprefix(f"{resource_path}/")
 
 
 _STATUS_REASON = {
@@ -233,7 +253,8 @@ def identifying_tags(record: FileRecord) -> tuple[str, ...]:
     """
     if record.header is None:
         return ()
-    name = record.name.lower()
+    # The file's own name: a subfolder's name is not the file's, and a rename would not change it.
+    name = _base_name(record.name).lower()
     for keyword in UID_KEYWORDS:
         uid = record.header.get(keyword)
         if uid:

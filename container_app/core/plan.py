@@ -213,6 +213,9 @@ def plan_mitigation(survey_report: Mapping[str, Any], keep: KeepPolicy) -> Mitig
 
 
 def _actionable(resource: Mapping[str, Any]) -> bool:
+    # ERROR: a folder of the resource could not be listed; what it holds is unknown, so nothing is planned.
+    if resource["requestStatus"] == RequestStatus.ERROR.value:
+        return False
     xnat = resource["xnat"]
     return bool(xnat["totalMismatchedFiles"] or xnat["totalDuplicates"])
 

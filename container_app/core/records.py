@@ -33,14 +33,28 @@ class ResourceIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableFolder:
+    """A folder the survey could not list: what it holds is unknown, so its resource cannot be judged."""
+
+    path: str  # relative to ROOT, as a resource's `rel_path`
+    error: str  # the system's reason (strerror), never a traceback
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
-    """A folder that directly holds files; an XNAT resource when it has a catalog."""
+    """A folder that directly holds files; an XNAT resource when it has a catalog.
+
+    An XNAT resource folder (`SCANS/<id>/<LABEL>` or `RESOURCES/<LABEL>` with its catalog) holds its
+    subfolders too: their files are its files, named by their path inside it (`secondary/x.dcm`), as the
+    catalog's URIs name them.
+    """
 
     rel_path: str  # relative to ROOT, "." for ROOT itself, always with "/" separators
     identity: ResourceIdentity
-    files: tuple[str, ...]  # file names directly in the folder, catalog excluded, sorted
+    files: tuple[str, ...]  # paths relative to the folder ("/" separators), catalog excluded, sorted
     catalog_entries: tuple[CatalogEntry, ...] | None  # None without a catalog, or until `discover.load_catalog`
     catalog_error: str | None = None
+    unreadable: tuple[UnreadableFolder, ...] = ()  # the folder itself, or subfolders of it, that could not be listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,7 @@ class HeaderValues:
 class FileRecord:
     """Everything the survey learnt about one file. Produced by `survey.dicom.reader`, consumed by `core.classify`."""
 
-    name: str
+    name: str  # the path relative to the resource folder: a file name, or `secondary/x.dcm` in a subfolder
     size: int
     mtime_ns: int
     inode: tuple[int, int]  # (st_dev, st_ino): detects hard links inside a resource

@@ -45,6 +45,9 @@ class Reason(enum.StrEnum):
     CATALOG_ENTRY_MISSING_FILE = "CATALOG_ENTRY_MISSING_FILE"
     PIXEL_DATA_TRUNCATED = "PIXEL_DATA_TRUNCATED"
 
+    # A folder, not a file: it could not be listed, so what it holds is unknown (the resource is ERROR).
+    UNREADABLE_FOLDER = "UNREADABLE_FOLDER"
+
 
 #: Reasons that make a file one of XNAT's "bad files": reported, never touched.
 BAD_REASONS = frozenset(

@@ -49,7 +49,9 @@ ROLLUP_HTML = "rollup.html"
 
 SURVEY_FIELDS = ("totalEntries", "totalUids", "totalDuplicates", "totalBadFiles", "totalMismatchedFiles")
 MITIGATION_FIELDS = ("totalMovedFiles", "totalRemovedFiles", "totalFileErrors")
-SUMMARY_FIELDS = SURVEY_FIELDS + MITIGATION_FIELDS
+#: Ours, not XNAT's: folders a survey could not list (their resources are ERROR), from each resource's `folder`.
+UNREADABLE_FOLDERS = "unreadableFolders"
+SUMMARY_FIELDS = SURVEY_FIELDS + MITIGATION_FIELDS + (UNREADABLE_FOLDERS,)
 CSV_COLUMNS = ("level", "project", "session", "status", "resources", "mitigatedResources", *SUMMARY_FIELDS)
 MAX_HTML_SESSIONS = 2000  # session rows per project in rollup.html; the JSON and CSV have them all
 
@@ -114,8 +116,9 @@ class RollupBuilder:
             entry = self._entry(root, origin, resource)
             if kind == "survey":
                 xnat = mapping(resource.get("xnat"))
-                part = _Part({k: count(xnat.get(k)) for k in SURVEY_FIELDS},
-                             text(resource.get("requestStatus")) or "UNKNOWN", stamp)
+                counts = {k: count(xnat.get(k)) for k in SURVEY_FIELDS}
+                counts[UNREADABLE_FOLDERS] = count(mapping(resource.get("folder")).get("unreadable"))
+                part = _Part(counts, text(resource.get("requestStatus")) or "UNKNOWN", stamp)
                 replaced += _merge(entry, "survey", part)
             else:
                 part = _Part(mitigation_counts(mapping(resource.get("xnat"))), after_status(resource), stamp)
@@ -275,7 +278,8 @@ def _write_csv(handle: IO[str], document: Mapping[str, Any]) -> None:
 
 def _html_context(document: Mapping[str, Any]) -> dict[str, Any]:
     columns = list(zip(SUMMARY_FIELDS, ("entries", "UIDs", "duplicate groups", "bad files", "mismatched files",
-                                         "moved files", "removed files", "file errors"), strict=True))
+                                         "moved files", "removed files", "file errors", "unreadable folders"),
+                       strict=True))
     projects = []
     for project in document["projects"]:
         sessions = project["sessions"]

@@ -34,6 +34,7 @@ CSV_COLUMNS = ("projectId", "subjectId", "experimentId", "scanId", "resourceId",
 
 
 def rel_file_path(resource_path: str, name: str) -> str:
+    """A file's path relative to ROOT, from its path inside the resource (`secondary/x.dcm` in a subfolder)."""
     return name if resource_path == "." else f"{resource_path}/{name}"
 
 
@@ -134,6 +135,7 @@ def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetim
             "error": resource.catalog_error,
             "missingFiles": [{"uri": c.uri, "reason": c.reason.value} for c in findings.catalog_findings],
         },
+        "folder": folder_document(findings),
         "duplicateGroups": [
             {
                 "sopClassUID": g.sop_class_uid,
@@ -147,6 +149,14 @@ def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetim
         "files": [file_document(resource.rel_path, f) for f in findings.files],
         "counts": {_camel(r): reasons.get(r, 0) for r in _COUNTED},
     }
+
+
+def folder_document(findings: ResourceFindings) -> dict[str, Any]:
+    """Whether the resource's folder (and its subfolders) could be listed; those that could not, and why."""
+    unreadable = findings.resource.unreadable
+    return {"readable": not unreadable,
+            "unreadable": [{"path": u.path, "reason": Reason.UNREADABLE_FOLDER.value, "error": u.error}
+                           for u in unreadable]}
 
 
 def _camel(reason: Reason) -> str:
@@ -174,6 +184,9 @@ def resource_summary(document: Mapping[str, Any]) -> dict[str, Any]:
         "xnat": {k: v for k, v in xnat.items() if k.startswith("total")},
         "counts": document["counts"],
         "catalog": {"missingFiles": len(document["catalog"]["missingFiles"]), "error": document["catalog"]["error"]},
+        # Short (a folder that cannot be listed is rare) and named in the tables; reports made before
+        # folders were reported lack it: theirs were all read.
+        "folder": document.get("folder") or {"readable": True, "unreadable": []},
     }
 
 
@@ -197,8 +210,11 @@ class Totals:
         c = self.counts
         c["resources"] += 1
         c["files"] += xnat["totalEntries"]
-        c[{"CONFORMING": "conforming", "DIVERGENT": "divergent", "NONCOMPLIANT": "noncompliant"}[
-            document["requestStatus"]]] += 1
+        # An ERROR resource (a folder that could not be listed) is counted by `unreadableFolders` instead.
+        status = {"CONFORMING": "conforming", "DIVERGENT": "divergent", "NONCOMPLIANT": "noncompliant"}.get(
+            document["requestStatus"])
+        if status is not None:
+            c[status] += 1
         c["badFiles"] += xnat["totalBadFiles"]
         c["mismatchedFiles"] += xnat["totalMismatchedFiles"]
         c["duplicates"] += xnat["totalDuplicates"]
@@ -207,11 +223,12 @@ class Totals:
         c["filesInNonActionableDuplicates"] += xnat["totalFilesInNonActionableDuplicates"]
         c["identifyingNames"] += document["counts"]["identifyingName"]
         c["catalogEntriesMissingFile"] += document["catalog"]["missingFiles"]
+        c["unreadableFolders"] += len(document["folder"]["unreadable"])
 
     def as_dict(self) -> dict[str, int]:
         keys = ("resources", "files", "conforming", "divergent", "noncompliant", "badFiles", "mismatchedFiles",
                 "duplicates", "filesInDuplicates", "nonActionableDuplicates", "filesInNonActionableDuplicates",
-                "identifyingNames", "catalogEntriesMissingFile")
+                "identifyingNames", "catalogEntriesMissingFile", "unreadableFolders")
         return {k: self.counts.get(k, 0) for k in keys}
 
 
@@ -251,6 +268,7 @@ class SurveyReportWriter:
             "totalEntries": xnat["totalEntries"], "totalUids": xnat["totalUids"],
             "totalMismatchedFiles": xnat["totalMismatchedFiles"], "totalDuplicates": xnat["totalDuplicates"],
             "totalBadFiles": xnat["totalBadFiles"], "identifyingNames": summary["counts"]["identifyingName"],
+            "unreadableFolders": summary["folder"]["unreadable"],
         })
         return summary
 

@@ -36,10 +36,18 @@ def summary_table(rows: Iterable[Mapping[str, Any]], totals: Mapping[str, int], 
     hidden = sum(1 for r in rows if r["requestStatus"] != RequestStatus.CONFORMING.value) - len(shown)
     if hidden > 0:
         out.write(f"... and {hidden} more resources needing attention (see the report)\n")
+    unreadable = [folder for r in rows for folder in r.get("unreadableFolders", ())]
+    for folder in unreadable[:limit]:  # an ERROR row alone does not say why: the system's reason does
+        out.write(f"could not read folder {folder['path']}: {folder['error']}\n")
+    if len(unreadable) > limit:
+        out.write(f"... and {len(unreadable) - limit} more folders that could not be read (see the report)\n")
     out.write(
         f"{totals['resources']} resources, {totals['files']} files: {totals['conforming']} conforming, "
         f"{totals['divergent']} divergent, {totals['noncompliant']} noncompliant; "
         f"{totals['mismatchedFiles']} mismatched files, {totals['duplicates']} duplicate groups, "
-        f"{totals['badFiles']} bad files, {totals['identifyingNames']} names with identifying values\n"
+        f"{totals['badFiles']} bad files, {totals['identifyingNames']} names with identifying values"
     )
+    if totals.get("unreadableFolders"):
+        out.write(f"; unreadable folders: {totals['unreadableFolders']}")
+    out.write("\n")
     return out.getvalue()

@@ -1,5 +1,9 @@
 """Finding resources under ROOT: every folder that directly holds files, with its XNAT identity.
 
+An XNAT resource folder (`SCANS/<id>/<LABEL>` or `RESOURCES/<LABEL>` holding its catalog) is one
+resource with its subfolders: their files are its entries (`secondary/x.dcm`), as its catalog lists them.
+A folder that cannot be listed is a resource too, with the reason, so that no report leaves it out.
+
 Never follows a link: symbolic links are listed as entries (and reported), never walked into.
 """
 
@@ -12,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from container_app.core.records import Resource, ResourceIdentity
+from container_app.core.records import Resource, ResourceIdentity, UnreadableFolder
 from container_app.survey.catalog import is_catalog_name, read_catalog
 
 _ARCHIVE_FOLDER = re.compile(r"arc\d{3}")
@@ -47,16 +51,12 @@ def identity_for(root_parts: tuple[str, ...], rel_parts: tuple[str, ...], catalo
     is_xnat = catalog_rel is not None
     # The innermost `SCANS/<id>/<LABEL>` or `RESOURCES/<LABEL>` holding this folder: a resource's subfolders
     # (FreeSurfer's mri/, a DICOM resource's secondary/) belong to it and are selected by its label.
-    for i in range(len(parts) - 1, -1, -1):
-        if parts[i] == "SCANS" and i + 2 < len(parts):
-            scan_id, label, is_xnat = parts[i + 1], parts[i + 2], True
-        elif parts[i] == "RESOURCES" and i + 1 < len(parts):
-            label, is_xnat = parts[i + 1], True
-        else:
-            continue
+    layout = _layout(parts)
+    if layout is not None:
+        i, scan_id, label, _end = layout
+        is_xnat = True
         if i - 1 >= below_root:  # the session folder is below ROOT (a mount's own name is not a label)
             session = parts[i - 1]
-        break
     for i, part in enumerate(parts[:-1]):
         if _ARCHIVE_FOLDER.fullmatch(part) and i > 0:
             project, session = parts[i - 1], parts[i + 1]
@@ -65,35 +65,92 @@ def identity_for(root_parts: tuple[str, ...], rel_parts: tuple[str, ...], catalo
     return identity, is_xnat
 
 
+def _layout(parts: tuple[str, ...]) -> tuple[int, str | None, str, int] | None:
+    """The innermost `SCANS/<id>/<LABEL>` or `RESOURCES/<LABEL>` in `parts`: where it starts, its scan id
+    and label, and the index of its resource folder (the label's part)."""
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "SCANS" and i + 2 < len(parts):
+            return i, parts[i + 1], parts[i + 2], i + 2
+        if parts[i] == "RESOURCES" and i + 1 < len(parts):
+            return i, None, parts[i + 1], i + 1
+    return None
+
+
+def _is_resource_folder(parts: tuple[str, ...]) -> bool:
+    """Whether the folder at `parts` is itself an XNAT resource folder, not one below it."""
+    layout = _layout(parts)
+    return layout is not None and layout[3] == len(parts) - 1
+
+
 def discover(root: str, selection: Selection, on_skip: Callable[[str, str], None] | None = None) -> Iterator[Resource]:
-    """Resources under `root` in a stable order (sorted walk), filtered by `selection`."""
+    """Resources under `root` in a stable order (sorted walk), filtered by `selection`.
+
+    A folder that cannot be listed is yielded as a resource with no files and the reason (`unreadable`);
+    `on_skip` hears of the folders with files that the selection leaves out.
+    """
     root = os.path.abspath(root)
     root_parts = tuple(p for p in root.split(os.sep) if p)
     stack: list[tuple[str, tuple[str, ...]]] = [(root, ())]
     while stack:
         directory, rel_parts = stack.pop()
+        rel = "/".join(rel_parts) or "."
         try:
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            entries = _listing(directory)
         except OSError as exc:
-            if on_skip:
-                on_skip("/".join(rel_parts) or ".", exc.strerror or str(exc))
+            unreadable = _unreadable(root_parts, rel_parts, selection, _reason(exc))
+            if unreadable is not None:
+                yield unreadable
+            elif on_skip:
+                on_skip(rel, "not selected")
             continue
         subdirectories = [e for e in entries if e.is_dir(follow_symlinks=False)]
         files = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
         links = frozenset(e.name for e in entries if e.is_symlink())
-        stack.extend((e.path, (*rel_parts, e.name)) for e in reversed(subdirectories))
+        owned = bool(files) and _holds_catalog(files, links) and _is_resource_folder((*root_parts, *rel_parts))
+        if not owned:  # an XNAT resource's subfolders are its own: walked with it, never resources themselves
+            stack.extend((e.path, (*rel_parts, e.name)) for e in reversed(subdirectories))
         if not files:
             continue
-        resource = _resource(directory, root_parts, rel_parts, files, selection, links)
+        below = [(e.path, e.name) for e in subdirectories] if owned else []
+        resource = _resource(directory, root_parts, rel_parts, files, selection, links, below)
         if resource is not None:
             yield resource
         elif on_skip:
-            on_skip("/".join(rel_parts) or ".", "not selected")
+            on_skip(rel, "not selected")
+
+
+def _listing(directory: str) -> list[os.DirEntry[str]]:
+    with os.scandir(directory) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _reason(exc: OSError) -> str:
+    # The system's words ("Permission denied"), never a traceback.
+    return exc.strerror or type(exc).__name__
+
+
+def _holds_catalog(names: list[str], links: frozenset[str]) -> bool:
+    return any(is_catalog_name(n) and n not in links for n in names)
+
+
+def _unreadable(root_parts: tuple[str, ...], rel_parts: tuple[str, ...], selection: Selection,
+                error: str) -> Resource | None:
+    """A folder that could not be listed, as a resource with no files and the reason; None if not selected.
+
+    Its catalog, if any, is unknown, so the layout alone says whether it is XNAT's. `--since` cannot
+    tell whether it changed: it is always reported.
+    """
+    rel = str(PurePosixPath(*rel_parts)) if rel_parts else "."
+    identity, is_xnat = identity_for(root_parts, rel_parts, None, None)
+    if not selection.wants(identity, is_root=not rel_parts, is_xnat=is_xnat):
+        return None
+    return Resource(rel_path=rel, identity=identity, files=(), catalog_entries=None,
+                    unreadable=(UnreadableFolder(rel, error),))
 
 
 def _resource(directory: str, root_parts: tuple[str, ...], rel_parts: tuple[str, ...], names: list[str],
-              selection: Selection, links: frozenset[str] = frozenset()) -> Resource | None:
+              selection: Selection, links: frozenset[str] = frozenset(),
+              below: list[tuple[str, str]] | None = None) -> Resource | None:
     # A linked catalog is never read (it may point anywhere): it stays a file, reported as a link.
     catalogs = [n for n in names if is_catalog_name(n) and n not in links]
     rel = str(PurePosixPath(*rel_parts)) if rel_parts else "."
@@ -102,12 +159,40 @@ def _resource(directory: str, root_parts: tuple[str, ...], rel_parts: tuple[str,
     identity, is_xnat = identity_for(root_parts, rel_parts, catalog_rel, None)
     if not selection.wants(identity, is_root=not rel_parts, is_xnat=is_xnat):
         return None
-    files = tuple(n for n in names if n not in catalogs)
-    if selection.since_ns is not None and not _changed_since(directory, names, selection.since_ns):
+    files = [n for n in names if n not in catalogs]
+    folders: list[str] = []
+    unreadable: list[UnreadableFolder] = []
+    if below:  # listed only once the resource is selected: an unselected resource's subfolders are never read
+        _walk_below(below, rel, files, folders, unreadable)
+    # A resource with a folder that cannot be listed may have changed inside it: it is always reported.
+    if selection.since_ns is not None and not unreadable and not _changed_since(
+            directory, [*catalogs, *files, *folders], selection.since_ns):
         return None
     # The catalog is read later, by the worker that surveys the resource (`load_catalog`): parsing
     # thousands of catalogs here would make the walk, which is serial, the slowest part of a survey.
-    return Resource(rel_path=rel, identity=identity, files=files, catalog_entries=None)
+    return Resource(rel_path=rel, identity=identity, files=tuple(sorted(files)), catalog_entries=None,
+                    unreadable=tuple(unreadable))
+
+
+def _walk_below(below: list[tuple[str, str]], rel: str, files: list[str], folders: list[str],
+                unreadable: list[UnreadableFolder]) -> None:
+    """Add the files of a resource's subfolders to `files`, by their path inside the resource (`sub/x.dcm`).
+
+    `below` holds (absolute path, path inside the resource) of the subfolders to walk; links are never
+    walked into. The subfolders go to `folders`, those that cannot be listed to `unreadable`.
+    """
+    stack = list(reversed(below))
+    while stack:
+        directory, inside = stack.pop()
+        folders.append(inside)
+        try:
+            entries = _listing(directory)
+        except OSError as exc:
+            unreadable.append(UnreadableFolder(inside if rel == "." else f"{rel}/{inside}", _reason(exc)))
+            continue
+        subdirectories = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        files.extend(f"{inside}/{e.name}" for e in entries if not e.is_dir(follow_symlinks=False))
+        stack.extend((e.path, f"{inside}/{e.name}") for e in reversed(subdirectories))
 
 
 def load_catalog(root: str, resource: Resource) -> Resource:

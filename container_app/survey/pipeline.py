@@ -100,12 +100,16 @@ class Progress:
 
 
 def resources_to_survey(request: SurveyRequest) -> list[Resource]:
-    """The resources under ROOT that the request selects, in order; folders that cannot be listed are logged."""
-    def skipped(path: str, why: str) -> None:
-        if why != "not selected":
-            log.warning("folder skipped", path=path, reason=why)
+    """The resources under ROOT that the request selects, in order; folders that cannot be listed are logged.
 
-    return list(discover(request.root, request.selection, on_skip=skipped))
+    Such a folder stays among the resources (with no files and the reason, or as part of its XNAT
+    resource), so that every report shows it and counts it.
+    """
+    resources = list(discover(request.root, request.selection))
+    for resource in resources:
+        for folder in resource.unreadable:
+            log.warning("folder unreadable", path=folder.path, reason=folder.error, resource=resource.rel_path)
+    return resources
 
 
 def run(request: SurveyRequest, resources: Sequence[Resource],

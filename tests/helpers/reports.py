@@ -107,7 +107,8 @@ def expected_counts(report: dict[str, Any]) -> dict[str, Any]:
             identity = r["identity"]
             key = "/".join(identity[k] or "" for k in ("project", "session", "scanId"))
             scans[key] = scans.get(key, 0) + problems
-    status = "DIVERGENT" if totals["divergent"] else "NONCOMPLIANT" if totals["noncompliant"] else "CONFORMING"
+    status = ("ERROR" if totals.get("unreadableFolders") else "DIVERGENT" if totals["divergent"]
+              else "NONCOMPLIANT" if totals["noncompliant"] else "CONFORMING")
     return {"status": status, "resources": resources, "scans": scans, "totals": {
         "resources": totals["resources"], "files": totals["files"], "conforming": totals["conforming"],
         "divergent": totals["divergent"], "noncompliant": totals["noncompliant"],
@@ -115,6 +116,7 @@ def expected_counts(report: dict[str, Any]) -> dict[str, Any]:
         "filesInDuplicates": totals["filesInDuplicates"], "nonActionableDuplicates": totals["nonActionableDuplicates"],
         "badFiles": totals["badFiles"], "identifyingNames": totals["identifyingNames"],
         "catalogEntriesMissingFile": totals["catalogEntriesMissingFile"],
+        "unreadableFolders": totals.get("unreadableFolders", 0),
         "uids": sum(r["xnat"]["totalUids"] for r in report["resources"]),
     }}
 

@@ -149,8 +149,8 @@ def test_since(project: synth.ProjectLayout, survey_lib: Any) -> None:
 # --- folders that cannot be listed, subfolders -----------------------------------------------------
 
 
-def test_an_unlistable_folder_is_skipped_with_a_warning(tmp_path: Path, survey_lib: Any,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unlistable_folder_is_reported_with_a_warning(tmp_path: Path, survey_lib: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     synth.build_session(tmp_path / "session", "S", "P", [
         ScanSpec.conforming("1", synth.series_instances(STUDY, 1, 1)),
         ScanSpec.conforming("2", synth.series_instances(STUDY, 2, 1)),
@@ -167,15 +167,21 @@ def test_an_unlistable_folder_is_skipped_with_a_warning(tmp_path: Path, survey_l
     structlog.reset_defaults()
     with capture_logs() as logs:
         report = survey_lib(tmp_path / "session")
-    assert [r["path"] for r in report["resources"]] == ["SCANS/1/DICOM"]
-    [skipped] = [e for e in logs if e["event"] == "folder skipped"]
-    assert skipped["log_level"] == "warning"
-    assert skipped["path"] == "SCANS/2"
+    assert [r["path"] for r in report["resources"]] == ["SCANS/1/DICOM", "SCANS/2"]
+    unlisted = resource_of(report, "SCANS/2")
+    assert unlisted["requestStatus"] == "ERROR"
+    assert unlisted["folder"] == {"readable": False, "unreadable": [
+        {"path": "SCANS/2", "reason": "UNREADABLE_FOLDER", "error": "Permission denied"}]}
+    assert report["totals"]["unreadableFolders"] == 1
+    [warned] = [e for e in logs if e["event"] == "folder unreadable"]
+    assert warned["log_level"] == "warning"
+    assert warned["path"] == "SCANS/2"
 
 
 @pytest.mark.filterwarnings("ignore:Expected implicit VR")
 def test_subfolders_belong_to_their_resource(tmp_path: Path, survey_lib: Any) -> None:
-    """FreeSurfer's mri/ or a NIFTI resource's subfolder is not surveyed as DICOM; a DICOM subfolder is."""
+    """FreeSurfer's mri/ or a NIFTI resource's subfolder is not surveyed as DICOM; a DICOM subfolder is, as
+    part of its resource when that has a catalog (see test_subfolder_entries.py), else on its own."""
     session = tmp_path / "session"
     instances = synth.series_instances(STUDY, 1, 2)
     synth.build_session(session, "S", "P", [ScanSpec.conforming("1", instances[:1])])
@@ -184,8 +190,13 @@ def test_subfolders_belong_to_their_resource(tmp_path: Path, survey_lib: Any) ->
                  "SCANS/1/NIFTI/sub/x.nii"):
         (session / path).parent.mkdir(parents=True, exist_ok=True)
         (session / path).write_text("not DICOM")
+    secondary = f"SCANS/1/DICOM/secondary/{synth.xnat_name(instances[1])}"
+    report = survey_lib(session)
+    assert identities(report) == {"SCANS/1/DICOM": ("P", None, "1", "DICOM")}
+    assert secondary in {f["path"] for f in resource_of(report, "SCANS/1/DICOM")["files"]}
+    (session / "SCANS/1/DICOM/scan_1_catalog.xml").unlink()  # no catalog: not XNAT's resource, folders stand alone
     assert identities(survey_lib(session)) == {
-        "SCANS/1/DICOM": ("P", None, "1", "DICOM"),
+        "SCANS/1/DICOM": (None, None, "1", "DICOM"),
         "SCANS/1/DICOM/secondary": (None, None, "1", "DICOM"),
     }
     everything = identities(survey_lib(session, all_resources=True))

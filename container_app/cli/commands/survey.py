@@ -39,7 +39,7 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument("--output", required=True, metavar="OUT", help="folder for the reports")
     add_selection_options(parser)
     parser.add_argument("--fail-on-divergent", action="store_true",
-                        help="exit 1 when any resource is divergent (for automation)")
+                        help="exit 1 when any resource is divergent or a folder cannot be read (for automation)")
     # The Container Service passes one command line to both modes: survey accepts and ignores these.
     add_mitigation_options(parser, hidden=True)
     add_common_options(parser)
@@ -56,7 +56,7 @@ def settings_from(namespace: argparse.Namespace, common: Common) -> SurveySettin
 
 def run(settings: SurveySettings) -> ExitCode:
     outcome = survey_archive(settings)
-    return ExitCode.FINDINGS if settings.fail_on_divergent and outcome.divergent else ExitCode.OK
+    return ExitCode.FINDINGS if settings.fail_on_divergent and outcome.needs_attention else ExitCode.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,12 @@ class SurveyOutcome:
     @property
     def divergent(self) -> bool:
         return self.totals["divergent"] > 0
+
+    @property
+    def needs_attention(self) -> bool:
+        """Divergent, or a folder that could not be read: the report must be looked at either way (an
+        unreadable resource is ERROR, not divergent, yet hides what it holds)."""
+        return self.divergent or self.totals["unreadableFolders"] > 0
 
 
 def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> SurveyOutcome:
@@ -112,7 +118,8 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
             log.info("resource surveyed", resource=summary["path"], status=summary["requestStatus"],
                      files=xnat["totalEntries"], uids=xnat["totalUids"], mismatched=xnat["totalMismatchedFiles"],
                      duplicates=xnat["totalDuplicates"], bad=xnat["totalBadFiles"],
-                     identifying_names=summary["counts"]["identifyingName"])
+                     identifying_names=summary["counts"]["identifyingName"],
+                     unreadable_folders=len(summary["folder"]["unreadable"]))
         envelope = writer.finish(now_utc())
         html_path = page.finish(envelope)
     except BaseException:

@@ -181,6 +181,8 @@ def resource_view(resource: Mapping[str, Any], path: str, identity: Mapping[str,
     nonactionable_table = dataclasses.replace(
         budget.take(group_rows(False)), kind="nonactionable",
         title="Non-actionable duplicates (same UIDs, different expected names; left alone)")
+    unreadable = [{"path": relative(text(u.get("path")), path), "error": text(u.get("error"))}
+                  for u in sequence(mapping(resource.get("folder")).get("unreadable")) if isinstance(u, Mapping)]
     notes = [(k, count(v)) for k, v in mapping(resource.get("counts")).items()
              if count(v) and k not in ("identifyingName", "legacyName")]
     return {
@@ -188,6 +190,7 @@ def resource_view(resource: Mapping[str, Any], path: str, identity: Mapping[str,
         "status_class": status_class(status), "counts": counts,
         "open": open_section and status != "CONFORMING",
         "catalog_path": text(identity.get("catalogPath")), "catalog_error": text(catalog.get("error")),
+        "unreadable": unreadable,
         "notes": notes, "changes": budget.take(changes()), "groups": duplicate_table,
         "nonactionable": nonactionable_table, "bad": budget.take(bad_rows()), "missing": budget.take(missing),
         "mitigation": mitigation_view,

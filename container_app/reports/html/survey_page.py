@@ -141,6 +141,7 @@ class HtmlReportWriter:
             self.totals.update(counts)
             self.totals["resources"] += 1
             self.totals["catalogEntriesMissingFile"] += count(mapping(resource.get("catalog")).get("missingFiles"))
+            self.totals["unreadableFolders"] += count(mapping(resource.get("folder")).get("unreadable"))
         m_status: str | None = None
         after: str | None = None
         if mitigation is not None:
@@ -295,6 +296,7 @@ class HtmlReportWriter:
             ("badFiles", "bad files", totals["totalBadFiles"], True),
             ("identifyingNames", "names with identifying values", totals["identifyingNames"], True),
             ("catalogEntriesMissingFile", "catalog entries without file", totals["catalogEntriesMissingFile"], True),
+            ("unreadableFolders", "folders that could not be read", totals["unreadableFolders"], True),
         ]
         columns = SURVEY_COLUMNS + (MITIGATION_COLUMNS if mitigation else ())
         title = "XNAT resource " + ("mitigation" if mitigation else "survey")
