@@ -218,6 +218,9 @@ class JournalStep(enum.StrEnum):
     UPLOAD = "upload"  # XNAT file operations: a file uploaded under its new name
     XNAT_SURVEY = "xnat-survey"  # XNAT's mitigation API: XNAT's own survey of the resource
     XNAT_MITIGATION = "xnat-mitigation"  # XNAT's mitigation API: XNAT's own mitigation of the resource
+    RESTORE_RESOURCE = "restore-resource"  # restore: a resource's first change ("start") and its end
+    RESTORE_FILE = "restore-file"  # restore: a file put back under its original name
+    RESTORE_CATALOG = "restore-catalog"  # restore: the catalog put back from its backup
 
 
 class JournalPhase(enum.StrEnum):

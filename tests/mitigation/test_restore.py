@@ -1,4 +1,5 @@
-"""Restore called directly, after a mitigation run through the library."""
+"""Restore called directly, after a mitigation run through the library (the CLI's attacks and kills are in
+test_restore_safety.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from container_app.core.errors import UsageError
 from container_app.core.vocabulary import ExecutorChoice, KeepPolicy, RestFileOperations, RestoreOutcome
 from container_app.mitigation.request import MitigationRequest, RestoreRequest
 from container_app.mitigation.restore.run import restore
@@ -65,4 +69,46 @@ def test_a_tampered_backup_is_refused(tmp_path: Path, survey_lib: SurveyLib) -> 
     files = {f["path"]: f for r in json.loads(Path(summary.report_path).read_text("utf-8"))["resources"]
              for f in r["files"]}
     assert files[removal["path"]]["outcome"] == RestoreOutcome.REFUSED.value
+    assert "damaged, not the archive" in files[removal["path"]]["reason"]  # the culprit is the backup
     assert not (root / removal["path"]).exists()  # never replaced by bytes that are not the original's
+
+
+def test_the_restore_is_journaled_in_the_runs_state_folder(tmp_path: Path, survey_lib: SurveyLib) -> None:
+    _, _, report = mitigated(tmp_path, survey_lib)
+    summary = restore(RestoreRequest(report=str(report), output=str(tmp_path / "restore")))
+    document = json.loads(Path(summary.report_path).read_text("utf-8"))
+    journal = Path(document["journal"])
+    assert journal.parent == tmp_path / "backup" / ".xnat-resource-survey" / document["mitigationRunId"]
+    steps = [json.loads(line)["step"] for line in journal.read_text("utf-8").splitlines()]
+    assert {"restore-resource", "temporary", "restore-file", "restore-catalog"} <= set(steps)
+    assert steps[-1] == "restore-resource"
+
+
+def test_an_output_folder_inside_root_is_refused(tmp_path: Path, survey_lib: SurveyLib) -> None:
+    root, _, report = mitigated(tmp_path, survey_lib)
+    after = snapshot(root)
+    with pytest.raises(UsageError, match="must not be inside ROOT"):
+        restore(RestoreRequest(report=str(report), output=str(root / "out")))
+    assert snapshot(root) == after and not (root / "out").exists()
+
+
+def test_an_xnat_resource_that_cannot_be_restored_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    from container_app.mitigation.restore import xnat as restore_xnat
+    from container_app.mitigation.xnat.client import XnatClient
+
+    class Client:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(XnatClient, "connect", lambda host=None: Client())
+    action = {"action": "REMOVE", "path": "SCANS/1/DICOM/a.dcm", "newPath": None, "sha256": "0" * 64,
+              "outcome": "DONE"}
+    report = {"runId": "r1", "root": "/input", "xnatServer": {"host": "http://xnat"}, "resources": [
+        {"path": "SCANS/1/DICOM", "way": "file-operations", "xnatTarget": None, "actions": [action]},
+        {"path": "SCANS/2/DICOM", "way": "api", "xnat": {"cachePath": "/cache/1"},
+         "actions": [{**action, "path": "SCANS/2/DICOM/a.dcm"}]},
+    ]}
+    result = restore_xnat.restore_xnat_report(report)
+    first, second = result["resources"]
+    assert "does not place it in XNAT" in first["error"] and first["files"][0]["outcome"] == "REFUSED"
+    assert "/cache/1" in second["files"][0]["reason"]  # the next resource was still taken up

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from container_app.core.errors import FileProblem
+from container_app.core.errors import FileProblem, SurveyError
 from container_app.core.paths import safe_relative
 from container_app.core.records import FileRestore
 from container_app.core.vocabulary import RestoreOutcome
@@ -118,6 +118,16 @@ def restore_resource(archive: XnatArchive, root: str, resource: Mapping[str, Any
     return results
 
 
+def _refused_resource(resource: Mapping[str, Any], reason: str) -> list[FileRestore]:
+    """A resource left as it is: each file the mitigation changed refused, for `reason`."""
+    results = []
+    for action in resource["actions"]:
+        changed = action["outcome"] == "DONE" and action["action"] != "RETAIN"
+        results.append(FileRestore(action["path"], RestoreOutcome.REFUSED if changed else RestoreOutcome.NOT_CHANGED,
+                                   reason if changed else None))
+    return results
+
+
 def restore_xnat_report(report: Mapping[str, Any]) -> dict[str, Any]:
     """Restore every resource of a mitigation made with executor xnat; returns the restore report
     (the same document as `restore.restore_report`, with a `note` on resources restored through the files API)."""
@@ -127,12 +137,22 @@ def restore_xnat_report(report: Mapping[str, Any]) -> dict[str, Any]:
         archive = XnatArchive(client)
         resources = []
         for resource in report["resources"]:
-            files = restore_resource(archive, report["root"], resource)
+            error = None
+            try:
+                files = restore_resource(archive, report["root"], resource)
+            except (SurveyError, OSError, KeyError, TypeError) as exc:
+                # One resource XNAT cannot answer for (or the report cannot place) must not stop the others.
+                why = str(exc) if isinstance(exc, SurveyError | OSError) else "the report does not place it in XNAT"
+                error = f"the resource could not be restored: {why}"
+                log.warning("resource not restored", resource=resource.get("path"), reason=error)
+                files = _refused_resource(resource, error)
             document: dict[str, Any] = {
                 "path": resource["path"],
                 "files": [{"path": f.path, "outcome": f.outcome.value, **({"reason": f.reason} if f.reason else {})}
                           for f in files],
             }
+            if error is not None:
+                document["error"] = error
             if resource.get("way") == "file-operations" and any(f.outcome is RestoreOutcome.RESTORED for f in files):
                 document["note"] = ("restored through XNAT's files API: the restored files' catalog entries are "
                                     "plain cat:entry (no UID or instanceNumber)")
