@@ -167,6 +167,11 @@ class FilesystemExecutor:
             for token in tokens:
                 with contextlib.suppress(OSError, FileProblem):  # a leftover in BACKUP harms nothing
                     self.backup.remove_temporary("/".join([*parts[:-1], temporary_name(parts[-1], token)]))
+        if plan.catalog_path:  # the new catalog's temporary sits beside it, in the archive
+            parts = components(plan.catalog_path)
+            for token in tokens:
+                with contextlib.suppress(OSError, FileProblem):
+                    self.root.remove_temporary("/".join([*parts[:-1], temporary_name(parts[-1], token)]))
 
     def make_backups_durable(self) -> None:
         if len(self._fresh_backups) > self._durable_backups:
@@ -295,6 +300,7 @@ class FilesystemExecutor:
 
     def write_catalog(self, catalog_path: str, data: bytes) -> None:
         try:
-            self.root.write_atomically(catalog_path, data, durable=False)
+            # Named with this attempt's journaled token: a kill mid-write leaves a temporary the rerun removes.
+            self.root.write_atomically(catalog_path, data, durable=False, token=self.token)
         except OSError as exc:
             raise FileProblem(f"catalog update failed: {exc}") from exc

@@ -243,9 +243,9 @@ class Anchor:
                 return
             os.unlink(source_name, dir_fd=source_fd)
 
-    def write_atomically(self, rel: str, data: bytes, *, durable: bool = True) -> None:
+    def write_atomically(self, rel: str, data: bytes, *, durable: bool = True, token: str | None = None) -> None:
         with self.parent_of(rel, create=True) as (fd, name):
-            write_atomically(name, data, durable=durable, dir_fd=fd)
+            write_atomically(name, data, durable=durable, dir_fd=fd, token=token)
 
     def remove_temporary(self, rel: str) -> bool:
         """Remove a temporary this package made (journaled by name before it was created); True if removed."""

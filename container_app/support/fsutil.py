@@ -97,12 +97,13 @@ class SaveFile:
     """
 
     def __init__(self, path: str, *, binary: bool = False, newline: str | None = None, durable: bool = True,
-                 mode: int = 0o666, dir_fd: int | None = None) -> None:
+                 mode: int = 0o666, dir_fd: int | None = None, token: str | None = None) -> None:
         if dir_fd is not None and "/" in path:  # the temporary must sit beside the name, in that folder
             raise ValueError(f"with dir_fd, {path!r} must be a name in that folder, not a path")
         self.folder, self.name = (".", path) if dir_fd is not None else _split(path)
         self._binary, self._newline, self._durable, self._mode = binary, newline, durable, mode
         self._given_dir_fd = dir_fd
+        self._token = token  # see temporary_name: a journaled token lets a rerun find this temporary
         self._dir_fd: int | None = None
         self._temporary: str | None = None
         self.handle: IO[Any] | None = None
@@ -110,7 +111,7 @@ class SaveFile:
     def open(self) -> IO[Any]:
         self._dir_fd = (self._given_dir_fd if self._given_dir_fd is not None
                         else os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY))
-        temporary = temporary_name(self.name)
+        temporary = temporary_name(self.name, self._token)
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, self._mode,
                          dir_fd=self._dir_fd)
@@ -167,9 +168,9 @@ class SaveFile:
 
 
 def write_atomically(path: str, data: bytes, *, durable: bool = True, mode: int = 0o644,
-                     dir_fd: int | None = None) -> None:
+                     dir_fd: int | None = None, token: str | None = None) -> None:
     """`data` under `path`, all or nothing (see SaveFile)."""
-    with SaveFile(path, binary=True, durable=durable, mode=mode, dir_fd=dir_fd) as handle:
+    with SaveFile(path, binary=True, durable=durable, mode=mode, dir_fd=dir_fd, token=token) as handle:
         handle.write(data)
 
 

@@ -116,3 +116,37 @@ def test_a_file_changed_after_the_survey_makes_the_resource_stale(tmp_path: Path
     records = [r for r in journal.for_resource(plan.resources[0].resource_path) if r.step is not JournalStep.TEMPORARY]
     [record] = records
     assert (record.step, record.phase) == (JournalStep.RESOURCE, JournalPhase.STALE)
+
+
+def test_a_rerun_removes_exactly_the_temporaries_of_earlier_attempts(tmp_path: Path, survey_lib: SurveyLib) -> None:
+    """A kill while the new catalog was written leaves its temporary beside the catalog, in the archive: the
+    rerun removes it (its token is journaled), and a look-alike that no attempt journaled stays."""
+    from contextlib import ExitStack
+
+    from container_app.support.fsutil import temporary_name
+
+    root, plan = planned(tmp_path, survey_lib)
+    [resource] = plan.resources
+    assert resource.catalog_path is not None
+    backup = tmp_path / "backup"
+    journal = Journal.open(str(backup / "state" / "journal.jsonl"))
+    try:
+        first = FilesystemExecutor(str(root), str(backup), plan.run_id, journal)
+        with ExitStack() as locks:
+            assert first.admit(resource, locks) is None
+        journal.commit()
+        catalog = root / resource.catalog_path
+        left = catalog.parent / temporary_name(catalog.name, first.token)
+        look_alike = catalog.parent / temporary_name(catalog.name, "f" * 16)
+        left.write_bytes(b"half a catalog")
+        look_alike.write_bytes(b"not ours")
+        first.close()
+        second = FilesystemExecutor(str(root), str(backup), plan.run_id, journal)
+        [result] = second.execute_batch(plan.resources)
+        second.close()
+    finally:
+        journal.close()
+    # Ours is gone before the stale check; the look-alike is someone else's file: kept, and the resource
+    # left alone for it (a file added since the survey).
+    assert not left.exists() and look_alike.read_bytes() == b"not ours"
+    assert result.status is ResourceStatus.STALE and look_alike.name in (result.reason or "")
