@@ -56,5 +56,9 @@ class FileProblem(ItemProblem):
     """One file (or catalog) cannot be handled: it changed, a backup cannot be verified, a path is unsafe."""
 
 
+class CatalogError(FileProblem):
+    """A resource catalog that cannot be read or rewritten: not well-formed, not UTF-8, or with a DTD."""
+
+
 class ResolveProblem(ItemProblem):
     """A surveyed resource cannot be matched to an XNAT object."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from container_app.core.errors import CatalogError
 from container_app.core.records import Resource, ResourceIdentity, UnreadableFolder
 from container_app.survey.catalog import is_catalog_name, read_catalog
 
@@ -203,7 +203,7 @@ def load_catalog(root: str, resource: Resource) -> Resource:
     path = os.path.join(root, *rel.split("/"))
     try:
         project, entries = read_catalog(path)
-    except (ET.ParseError, OSError) as exc:
+    except (CatalogError, OSError) as exc:
         return replace(resource, catalog_error=f"{rel.rsplit('/', 1)[-1]}: {exc}")
     identity = replace(resource.identity, project=project or resource.identity.project)
     return replace(resource, identity=identity, catalog_entries=entries)

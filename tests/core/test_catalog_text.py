@@ -79,58 +79,6 @@ def test_small_and_large_catalogs_read_alike(names: list[str], project: str) -> 
     assert whole[0] == (project.strip() or None)
 
 
-def reference_rewrite(text: str, renames: dict[str, str], removals: frozenset[str]) -> tuple[str, int, int]:
-    """Every entry parsed, no shortcut: what rewrite_entries must equal."""
-    import re
-
-    from container_app.core import catalog_text as module
-
-    counts = [0, 0]
-
-    def replace(match: re.Match[str]) -> str:
-        element = match.group(0)
-        uri = module._attribute(match.group("attrs"), "URI")
-        if uri in removals:
-            counts[1] += 1
-            return ""
-        if uri is not None and uri in renames:
-            counts[0] += 1
-            new = renames[uri]
-            directory = uri.rsplit("/", 1)[0] + "/" if "/" in uri else ""
-            for attribute, value in (("URI", directory + new), ("ID", directory + new), ("name", new)):
-                element = module._set_attribute(element, attribute, value)
-        return element
-
-    new_text = module._ENTRY_ELEMENT.sub(replace, text)
-    new_text = re.sub(r"\n[ \t]*(?=\n)", "", new_text) if counts[1] else new_text
-    return new_text, counts[0], counts[1]
-
-
-ENTRY_FORMS = st.sampled_from([
-    '<cat:entry URI={q}{uri}{q} ID={q}{uri}{q} name={q}{uri}{q}/>',
-    '<cat:entry ID={q}x-{uri}{q} URI={q}sub/{uri}{q}/>',
-    '<cat:entry URI={q}{uri}{q}><cat:metaField name="note">{uri}</cat:metaField></cat:entry>',
-    '<cat:entry name={q}{uri}{q}/>',  # no URI: never changed
-    '<cat:metaField name="x">{uri}</cat:metaField>',  # not an entry
-])
-
-
-@settings(max_examples=400, deadline=None)
-@given(data=st.data(), names=st.lists(NAMES, min_size=1, max_size=10, unique=True))
-def test_the_shortcut_changes_what_parsing_every_entry_changes(data: st.DataObject, names: list[str]) -> None:
-    lines = []
-    for name in names:
-        form = data.draw(ENTRY_FORMS)
-        quote = data.draw(st.sampled_from(['"', "'"]))
-        lines.append("    " + form.format(q=quote, uri=escape(name, quote=True)))
-    text = catalog([], []).replace("<cat:entries>\n", "<cat:entries>\n" + "\n".join(lines) + "\n")
-    uris = names + [f"sub/{n}" for n in names]
-    removals = frozenset(data.draw(st.lists(st.sampled_from(uris), unique=True, max_size=4)))
-    renames = {u: f"new{i}&'.dcm" for i, u in enumerate(data.draw(st.lists(st.sampled_from(uris), unique=True,
-                                                                              max_size=4))) if u not in removals}
-    assert rewrite_entries(text, renames, removals) == reference_rewrite(text, renames, removals)
-
-
 def test_an_attribute_value_that_looks_like_an_attribute_is_not_one() -> None:
     """`note='x URI="a.dcm"'` before the real URI: only the real one is read and rewritten."""
     text = catalog([], []).replace(

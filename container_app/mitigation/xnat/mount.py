@@ -10,10 +10,9 @@ import dataclasses
 import hashlib
 import os
 import stat
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from container_app.core.errors import FileProblem
+from container_app.core.errors import CatalogError, FileProblem
 from container_app.core.paths import safe_relative
 from container_app.core.plan import FileState, ResourcePlan
 from container_app.core.records import CatalogEntry
@@ -77,7 +76,7 @@ def mount_catalog(root: str, plan: ResourcePlan) -> tuple[CatalogEntry, ...] | N
         return None
     try:
         return read_entries(os.path.join(root, *safe_relative(plan.catalog_path).split("/")))
-    except (OSError, ET.ParseError):
+    except (OSError, CatalogError):
         return None
 
 
