@@ -205,12 +205,12 @@ def _attribute_value(value: str, quote: bytes, ascii_only: bool) -> bytes:
 
 
 def _touched_entries(data: bytes, renames: Mapping[str, str], removals: frozenset[str],
-                     ) -> tuple[list[tuple[int, str, str | None]], dict[int, int], bool]:
-    """Where the entries named by URI start (with URI and ID, unescaped by expat), where the content-bearing
+                     ) -> tuple[list[tuple[int, str, str | None, str | None]], dict[int, int], bool]:
+    """Where the entries named by URI start (with URI, ID and name, unescaped by expat), where the content-bearing
     ones among the removed end (their end tag's offset), and whether the catalog declares US-ASCII."""
     parser = _SafeParser()
     reader = parser.expat
-    found: list[tuple[int, str, str | None]] = []
+    found: list[tuple[int, str, str | None, str | None]] = []
     end_tags: dict[int, int] = {}
     open_entries: list[int] = []  # start offsets of the entries being read, -1 for those not touched
 
@@ -219,7 +219,7 @@ def _touched_entries(data: bytes, renames: Mapping[str, str], removals: frozense
             uri = attrs.get("URI")
             if uri is not None and (uri in renames or uri in removals):
                 at = reader.CurrentByteIndex
-                found.append((at, uri, attrs.get("ID")))
+                found.append((at, uri, attrs.get("ID"), attrs.get("name")))
                 open_entries.append(at)
             else:
                 open_entries.append(-1)
@@ -250,7 +250,7 @@ def rewrite_catalog(data: bytes, renames: Mapping[str, str], removals: frozenset
     renamed = 0
     removed_until = -1  # entries nested in a removed entry go with it, uncounted
     written: dict[tuple[str, bytes], bytes] = {}  # the new URI is written twice, as URI and as ID
-    for at, uri, entry_id in found:
+    for at, uri, entry_id, entry_name in found:
         if at < removed_until:
             continue
         if uri in removals:
@@ -262,8 +262,11 @@ def rewrite_catalog(data: bytes, renames: Mapping[str, str], removals: frozenset
         if b"URI" not in spans:
             raise CatalogError(f"catalog entry at byte {at} could not be read again")
         new_uri = renames[uri]
-        for attribute, value in ((b"URI", new_uri), (b"name", new_uri.rsplit("/", 1)[-1]),
-                                 (b"ID", new_uri if entry_id == uri else None)):
+        new_name = new_uri.rsplit("/", 1)[-1]
+        # A value already as wanted keeps its bytes (a rename to the same URI changes nothing).
+        for attribute, value in ((b"URI", new_uri if new_uri != uri else None),
+                                 (b"ID", new_uri if entry_id == uri != new_uri else None),
+                                 (b"name", new_name if entry_name != new_name else None)):
             span = spans.get(attribute)
             if span is not None and value is not None:
                 key = (value, data[span[0] - 1:span[0]])  # the value, and the quote it goes between
@@ -304,7 +307,8 @@ def _removal_spans(data: bytes, elements: list[tuple[int, int]]) -> list[tuple[i
             if line_end < len(data):
                 spans.append((line_start, line_end + 1))  # the line and its line break
             else:
-                spans.append((max(line_start - 1, 0), line_end))  # the last line, and the break before it
+                # The last line, and the line break before it (unless an earlier span took that).
+                spans.append((max(line_start - 1, spans[-1][1] if spans else 0), line_end))
         else:
             floor = line_start
             for start, end in group:
