@@ -26,6 +26,8 @@ class Reason(enum.StrEnum):
     SYMLINK = "SYMLINK"
     SYMLINK_OUTSIDE_ROOT = "SYMLINK_OUTSIDE_ROOT"
     NOT_A_REGULAR_FILE = "NOT_A_REGULAR_FILE"
+    # A deflated dataset whose header does not end within the inflation cap (survey/dicom/inflate.py).
+    HEADER_TOO_LARGE = "HEADER_TOO_LARGE"
 
     # Classification of readable files.
     NAME_MISMATCH = "NAME_MISMATCH"
@@ -44,6 +46,10 @@ class Reason(enum.StrEnum):
     NOT_IN_CATALOG = "NOT_IN_CATALOG"
     CATALOG_ENTRY_MISSING_FILE = "CATALOG_ENTRY_MISSING_FILE"
     PIXEL_DATA_TRUNCATED = "PIXEL_DATA_TRUNCATED"
+
+    # De-identification of the copies of one instance whose bytes differ (issue 15).
+    LESS_DEIDENTIFIED = "LESS_DEIDENTIFIED"
+    DEIDENTIFICATION_UNDECIDED = "DEIDENTIFICATION_UNDECIDED"
 
     # A folder, not a file: it could not be listed, so what it holds is unknown (the resource is ERROR).
     UNREADABLE_FOLDER = "UNREADABLE_FOLDER"
@@ -64,6 +70,7 @@ BAD_REASONS = frozenset(
         Reason.SYMLINK,
         Reason.SYMLINK_OUTSIDE_ROOT,
         Reason.NOT_A_REGULAR_FILE,
+        Reason.HEADER_TOO_LARGE,
     }
 )
 
