@@ -315,6 +315,11 @@ def copy_verified(source: Anchor, source_rel: str, destination: Anchor, destinat
                         view = memoryview(chunk)
                         while view:
                             view = view[os.write(out_fd, view):]
+                    # The copy carries the original's permission bits and modification time (as `cp -p`
+                    # would), so a restore from it puts back the file as it was, not a 0600 file dated now.
+                    source_stat = os.fstat(source_fd)
+                    os.fchmod(out_fd, stat.S_IMODE(source_stat.st_mode) & 0o777)
+                    os.utime(out_fd, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns))
                     if durable:
                         os.fsync(out_fd)
                 finally:

@@ -4,6 +4,7 @@ test_restore_safety.py)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,25 @@ def test_an_xnat_resource_that_cannot_be_restored_does_not_stop_the_others(monke
     first, second = result["resources"]
     assert "does not place it in XNAT" in first["error"] and first["files"][0]["outcome"] == "REFUSED"
     assert "/cache/1" in second["files"][0]["reason"]  # the next resource was still taken up
+
+
+def test_restored_files_keep_their_permissions_and_modification_times(tmp_path: Path, survey_lib: SurveyLib) -> None:
+    """A restore puts back the file as it was: its permission bits and mtime, not a 0600 file dated now."""
+    root = legacy_session(tmp_path / "archive", scans=1, per_scan=4, duplicates=1, differing=1)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith("_catalog.xml"))
+    for number, path in enumerate(files):
+        os.utime(path, ns=(1_500_000_000_000_000_000 + number, 1_400_000_000_123_456_789 + number))
+        path.chmod((0o640, 0o444, 0o604)[number % 3])
+    before = {p: (p.stat().st_mode & 0o777, p.stat().st_mtime_ns) for p in files}
+    survey_out = tmp_path / "survey"
+    survey_lib(root, output=survey_out)
+    request = MitigationRequest(
+        root=str(root), output=str(tmp_path / "out"), report=str(survey_out / "survey-report.json"),
+        survey=lambda output: str(survey_out / "survey-report.json"), template="unused",
+        backup_dir=str(tmp_path / "backup"), dry_run=False, keep=KeepPolicy.NEWEST,
+        executor=ExecutorChoice.FILESYSTEM, rest_file_operations=RestFileOperations.REFUSE)
+    summary = mitigate(request)
+    assert any(not p.exists() for p in files)  # the mitigation moved or removed some of them
+    restored = restore(RestoreRequest(report=summary.report_path, output=str(tmp_path / "restored")))
+    assert restored.refused == 0
+    assert {p: (p.stat().st_mode & 0o777, p.stat().st_mtime_ns) for p in files} == before
