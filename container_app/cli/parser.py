@@ -1,19 +1,20 @@
 """The argparse pieces the commands share: a parser that raises, value converters, and option groups.
 
-Nothing here reads or writes files: building the parser and parsing argv must stay cheap and safe.
+Nothing here writes files, and building the parser reads none: parsing argv must stay cheap and safe. The one
+read is `--jobs`'s default, the process's CPU limits (a few small files under /proc and /sys), at parse time.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from collections.abc import Sequence
 from typing import TypeAlias
 
 from container_app.core.errors import UsageError
 from container_app.core.naming import DEFAULT_TEMPLATE
 from container_app.core.vocabulary import ExecutorChoice, KeepPolicy, RestFileOperations
+from container_app.support.cpus import usable_cpus
 
 PROG = "xnat-resource-survey"
 
@@ -45,6 +46,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+AUTO_JOBS = "auto"
+
+
+def job_count(text: str) -> int:
+    """`--jobs`: a positive whole number, or "auto" for the CPUs this process may use (not the host's count)."""
+    if text.strip().lower() == AUTO_JOBS:
+        return usable_cpus()
+    return positive_int(text)
+
+
 def positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -70,8 +81,11 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-resources", action="store_true", help="survey every resource, whatever its label")
     parser.add_argument("--since", type=iso_date, metavar="YYYY-MM-DD",
                         help="only resources with something changed on or after this day")
-    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                        help="worker processes (default: CPU count)")
+    # The default is the string "auto", which argparse passes through `job_count` only when --jobs is absent,
+    # so the CPU limits are read at parse time, never while building the parser.
+    parser.add_argument("--jobs", type=job_count, default=AUTO_JOBS, metavar="N",
+                        help="worker processes (default: the CPUs this process may use, from its affinity "
+                             "and its cgroup's CPU quota)")
 
 
 def add_mitigation_options(parser: argparse.ArgumentParser, *, hidden: bool = False) -> None:
