@@ -15,7 +15,12 @@ import structlog
 from container_app.core.errors import MitigationError
 from container_app.core.outcomes import ResourceResult
 from container_app.reports.html.survey_page import write_html_report
-from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_report_text, xnat_mitigation_report
+from container_app.reports.mitigation import (
+    MITIGATION_REPORT,
+    mitigation_report_text,
+    planned_counts,
+    xnat_mitigation_report,
+)
 from container_app.reports.schemas import MITIGATION_SCHEMA, read_report, validate
 from container_app.reports.table import text_table
 from container_app.support.fsutil import SaveFile
@@ -49,7 +54,15 @@ def load_mitigation_report(path: str) -> dict[str, Any]:
     return document
 
 
-def log_resource(result: ResourceResult) -> None:
+def log_resource(result: ResourceResult, *, dry_run: bool = False) -> None:
+    """One line per resource: what was done, or in a dry run what would be done."""
+    if dry_run:
+        planned = planned_counts(result.plan)
+        log.info("resource planned", resource=result.plan.resource_path, status=result.status.value,
+                 would_move=planned["wouldMove"],
+                 would_remove=planned["wouldRemove"], would_retain=planned["wouldRetain"],
+                 conflicts=planned["conflicts"], reason=result.reason)
+        return
     xnat = xnat_mitigation_report(result)
     log.info("resource mitigated", resource=result.plan.resource_path, status=result.status.value,
              moved=xnat["totalMovedFiles"], removed=xnat["totalRemovedFiles"], retained=len(xnat["retainedFiles"]),
@@ -58,22 +71,39 @@ def log_resource(result: ResourceResult) -> None:
 
 _TABLE = (("resource", "path"), ("status", "status"), ("moved", "moved"), ("removed", "removed"),
           ("retained", "retained"), ("errors", "errors"), ("conflicts", "conflicts"))
+# A dry run changed nothing: its table says what the run would do, and says so in its headings.
+_DRY_RUN_TABLE = (("resource", "path"), ("status", "status"), ("would move", "wouldMove"),
+                  ("would remove", "wouldRemove"), ("would retain", "wouldRetain"), ("conflicts", "conflicts"))
 
 
 def log_summary(document: dict[str, Any], report_path: str) -> None:
     """The run's last log lines, and on a terminal the table of resources and how to undo the run."""
-    path = "dry run: nothing changed" if document["dryRun"] else document["backupRoot"]
-    log.info("mitigation finished", backup=path, report=report_path, **document["totals"])
+    dry_run = document["dryRun"]
+    path = "dry run: nothing changed" if dry_run else document["backupRoot"]
+    totals = document["totals"]
+    if dry_run:
+        log.info("dry run finished: nothing changed", report=report_path, resources=totals["resources"],
+                 would_move=totals["plannedMoves"], would_remove=totals["plannedRemovals"],
+                 would_retain=totals["plannedRetained"], conflicts=totals["conflicts"])
+    else:
+        log.info("mitigation finished", backup=path, report=report_path, **totals)
     undo = f"xnat-resource-survey restore --report {report_path}"
     # XNAT's own mitigation keeps its backups in XNAT's cache: no REST call restores them.
     restorable = not any(r.get("way") == "api" for r in document["resources"])
-    changed = document["totals"]["movedFiles"] + document["totals"]["removedFiles"] if restorable else 0
-    if not document["dryRun"] and changed:
+    changed = totals["movedFiles"] + totals["removedFiles"] if restorable else 0
+    if not dry_run and changed:
         log.info("to undo", command=undo)
     if sys.stderr.isatty():
+        if dry_run:
+            rows = [{"path": r["path"], "status": r["status"], **r["planned"]} for r in document["resources"]]
+            sys.stdout.write(text_table(_DRY_RUN_TABLE, rows))
+            sys.stdout.write(f"dry run, nothing changed: {totals['plannedMoves']} files would move, "
+                             f"{totals['plannedRemovals']} would be removed, {totals['plannedRetained']} "
+                             f"would be retained, {totals['conflicts']} left in conflict\n")
+            return
         rows = [{"path": r["path"], "status": r["status"], "moved": r["xnat"]["totalMovedFiles"],
                  "removed": r["xnat"]["totalRemovedFiles"], "retained": len(r["xnat"]["retainedFiles"]),
                  "errors": r["xnat"]["totalFileErrors"], "conflicts": len(r["conflicts"])}
                 for r in document["resources"]]
         sys.stdout.write(text_table(_TABLE, rows))
-        sys.stdout.write(f"backups: {path}\n" + (f"to undo: {undo}\n" if changed and not document["dryRun"] else ""))
+        sys.stdout.write(f"backups: {path}\n" + (f"to undo: {undo}\n" if changed else ""))

@@ -113,6 +113,8 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
     if request.dry_run:
         write_json(os.path.join(request.output, MITIGATION_PLAN), plan_document(plan))
         results = _previewed(plan, root, backup_root, checked=not use_xnat)
+        for result in results:
+            log_resource(result, dry_run=True)
         document = mitigation_document(plan, results, report_path, backup_root, None, True, started,
                                        executor="xnat" if use_xnat else "filesystem")
         written = write_report(request.output, document, survey_report)

@@ -8,7 +8,7 @@ from typing import Any
 
 from container_app import __version__
 from container_app.core.outcomes import ActionResult, ResourceResult
-from container_app.core.plan import MitigationPlan
+from container_app.core.plan import MitigationPlan, ResourcePlan
 from container_app.core.vocabulary import ActionKind, Outcome, RequestStatus, ResourceStatus
 from container_app.reports.envelope import MITIGATION_LAYOUT, envelope_text
 from container_app.support.time import iso, now_utc
@@ -71,6 +71,13 @@ def xnat_mitigation_report(result: ResourceResult) -> dict[str, Any]:
     }
 
 
+def planned_counts(plan: ResourcePlan) -> dict[str, int]:
+    """What the plan would do to a resource: the same in a dry run and a real run, beside what was done."""
+    kinds = [a.kind for a in plan.actions]
+    return {"wouldMove": kinds.count(ActionKind.RENAME), "wouldRemove": kinds.count(ActionKind.REMOVE),
+            "wouldRetain": kinds.count(ActionKind.RETAIN), "conflicts": len(plan.conflicts)}
+
+
 def _mitigation_action_document(r: ActionResult) -> dict[str, Any]:
     a = r.action
     document: dict[str, Any] = {"action": a.kind.value, "path": a.source.path, "newPath": a.target,
@@ -99,7 +106,8 @@ def mitigation_resource_document(result: ResourceResult) -> dict[str, Any]:
         "status": result.status.value,
         "requestStatus": request_status_after(result).value,
         "backupFolder": result.backup_folder,
-        "xnat": xnat_mitigation_report(result),
+        "xnat": xnat_mitigation_report(result),  # XNAT's fields: what was done (in a dry run, nothing)
+        "planned": planned_counts(plan),
         "actions": [_mitigation_action_document(r) for r in result.actions],
         "conflicts": [{"path": c.path, "target": c.target, "reason": c.reason.value} for c in plan.conflicts],
         "catalog": None if catalog is None else {
@@ -139,7 +147,8 @@ def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult],
 
 def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
     totals = {"resources": 0, "mitigated": 0, "stale": 0, "failed": 0, "movedFiles": 0, "removedFiles": 0,
-              "retainedFiles": 0, "fileErrors": 0, "conflicts": 0}
+              "retainedFiles": 0, "fileErrors": 0, "conflicts": 0, "plannedMoves": 0, "plannedRemovals": 0,
+              "plannedRetained": 0}
     for r in resources:
         totals["resources"] += 1
         totals["mitigated"] += r["status"] == ResourceStatus.MITIGATED.value
@@ -151,6 +160,9 @@ def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
         totals["retainedFiles"] += len(r["xnat"]["retainedFiles"])
         totals["fileErrors"] += r["xnat"]["totalFileErrors"]
         totals["conflicts"] += len(r["conflicts"])
+        totals["plannedMoves"] += r["planned"]["wouldMove"]
+        totals["plannedRemovals"] += r["planned"]["wouldRemove"]
+        totals["plannedRetained"] += r["planned"]["wouldRetain"]
     return totals
 
 

@@ -34,6 +34,7 @@ from container_app.reports.html.view import (
     mapping,
     mitigation_counts,
     mitigation_status,
+    planned_counts,
     sequence,
     status_class,
     text,
@@ -68,6 +69,12 @@ MITIGATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("totalMovedFiles", "moved"),
     ("totalRemovedFiles", "removed"),
     ("totalFileErrors", "file errors"),
+)
+#: A dry run changed nothing: its columns say what the run would do.
+DRY_RUN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("wouldMove", "would move"),
+    ("wouldRemove", "would remove"),
+    ("wouldRetain", "would retain"),
 )
 
 _SEGMENTS = (("totalMismatchedFiles", "seg-mismatched", "mismatched"),
@@ -148,13 +155,16 @@ class HtmlReportWriter:
             self.any_mitigation = True
             self.mitigated_resources += 1
             m_counts = mitigation_counts(mapping(mitigation.get("xnat")))
+            planned = planned_counts(mitigation)
             counts.update(m_counts)
+            counts.update(planned)
             self.mitigated_totals.update(m_counts)
+            self.mitigated_totals.update(planned)
             m_status = mitigation_status(mitigation)
             after = after_status(mitigation)
             self.mitigation_statuses[m_status] += 1
         else:
-            counts.update(dict.fromkeys((k for k, _ in MITIGATION_COLUMNS), 0))
+            counts.update(dict.fromkeys((k for k, _ in MITIGATION_COLUMNS + DRY_RUN_COLUMNS), 0))
         self.after_statuses[after or status] += 1
 
         self._add_scan(identity, path, counts)
@@ -267,20 +277,8 @@ class HtmlReportWriter:
                 "executor": text(report.get("executor")),
                 "server": {k: text(mapping(report.get("xnatServer")).get(k))
                            for k in ("host", "version", "way", "wayReason")},
-                "stats": [
-                    {"key": "resources", "label": "resources mitigated", "value": self.mitigated_resources,
-                     "alert": False},
-                    {"key": "movedFiles", "label": "files moved (renamed)", "value": m_totals["totalMovedFiles"],
-                     "alert": False},
-                    {"key": "removedFiles", "label": "files removed (backed up)",
-                     "value": m_totals["totalRemovedFiles"], "alert": False},
-                    {"key": "fileErrors", "label": "file errors", "value": m_totals["totalFileErrors"],
-                     "alert": m_totals["totalFileErrors"] > 0},
-                    *({"key": key, "label": label, "value": count(report_totals[key]),
-                       "alert": count(report_totals[key]) > 0}
-                      for key, label in (("conflicts", "conflicts (left alone)"), ("stale", "stale resources"),
-                                         ("failed", "failed resources")) if key in report_totals),
-                ],
+                "stats": _dry_run_stats(m_totals, report_totals) if dry_run else _mitigation_stats(
+                    self.mitigated_resources, m_totals, report_totals),
             }
         stats = [
             ("resources", "resources", totals["resources"], False),
@@ -298,7 +296,8 @@ class HtmlReportWriter:
             ("catalogEntriesMissingFile", "catalog entries without file", totals["catalogEntriesMissingFile"], True),
             ("unreadableFolders", "folders that could not be read", totals["unreadableFolders"], True),
         ]
-        columns = SURVEY_COLUMNS + (MITIGATION_COLUMNS if mitigation else ())
+        columns = SURVEY_COLUMNS + ((DRY_RUN_COLUMNS if mitigation["dry_run"] else MITIGATION_COLUMNS)
+                                    if mitigation else ())
         title = "XNAT resource " + ("mitigation" if mitigation else "survey")
         meta = [(label, text(envelope.get(key))) for key, label in
                 (("runId", "run"), ("root", "root"), ("template", "naming template"), ("startedAt", "started"),
@@ -364,3 +363,34 @@ def _mitigated_by_path(mitigation_report: Mapping[str, Any] | None) -> dict[str,
             if isinstance(resource, Mapping):
                 by_path[text(resource.get("path"))] = resource
     return by_path
+
+
+def _mitigation_stats(resources: int, m_totals: Counter[str], report_totals: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"key": "resources", "label": "resources mitigated", "value": resources, "alert": False},
+        {"key": "movedFiles", "label": "files moved (renamed)", "value": m_totals["totalMovedFiles"], "alert": False},
+        {"key": "removedFiles", "label": "files removed (backed up)", "value": m_totals["totalRemovedFiles"],
+         "alert": False},
+        {"key": "fileErrors", "label": "file errors", "value": m_totals["totalFileErrors"],
+         "alert": m_totals["totalFileErrors"] > 0},
+        *_left_alone(report_totals),
+    ]
+
+
+def _dry_run_stats(m_totals: Counter[str], report_totals: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A dry run's figures say what the run would do: nothing was moved, so "moved 0" would tell nothing."""
+    return [
+        {"key": "wouldMove", "label": "files that would move (renamed)", "value": m_totals["wouldMove"],
+         "alert": False},
+        {"key": "wouldRemove", "label": "files that would be removed (backed up first)",
+         "value": m_totals["wouldRemove"], "alert": False},
+        {"key": "wouldRetain", "label": "copies that would be kept", "value": m_totals["wouldRetain"],
+         "alert": False},
+        *_left_alone(report_totals),
+    ]
+
+
+def _left_alone(report_totals: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": key, "label": label, "value": count(report_totals[key]), "alert": count(report_totals[key]) > 0}
+            for key, label in (("conflicts", "conflicts (left alone)"), ("stale", "stale resources"),
+                               ("failed", "failed resources")) if key in report_totals]

@@ -75,6 +75,17 @@ def mitigation_counts(xnat: Mapping[str, Any]) -> dict[str, int]:
     return {"totalMovedFiles": count(moved), "totalRemovedFiles": count(removed), "totalFileErrors": count(errors)}
 
 
+def planned_counts(mitigation: Mapping[str, Any]) -> dict[str, int]:
+    """What the plan would do to one resource: the report's `planned`, or counted from its actions (a plan,
+    or a report written before `planned` existed)."""
+    planned = mapping(mitigation.get("planned"))
+    if planned:
+        return {key: count(planned.get(key)) for key in ("wouldMove", "wouldRemove", "wouldRetain")}
+    kinds = [text(a.get("action")) for a in sequence(mitigation.get("actions")) if isinstance(a, Mapping)]
+    return {"wouldMove": kinds.count("RENAME"), "wouldRemove": kinds.count("REMOVE"),
+            "wouldRetain": kinds.count("RETAIN")}
+
+
 def _failed(xnat: Mapping[str, Any]) -> bool:
     return bool(mitigation_counts(xnat)["totalFileErrors"] or xnat.get("catalogWriteError")
                 or xnat.get("resourceSaveError"))
