@@ -25,6 +25,7 @@ import structlog
 
 from container_app import __version__
 from container_app.core.errors import ReportError
+from container_app.reports import rollup_xnat
 from container_app.reports.html.templating import TOOL, environment
 from container_app.reports.html.view import (
     after_status,
@@ -52,7 +53,8 @@ MITIGATION_FIELDS = ("totalMovedFiles", "totalRemovedFiles", "totalFileErrors")
 #: Ours, not XNAT's: folders a survey could not list (their resources are ERROR), from each resource's `folder`.
 UNREADABLE_FOLDERS = "unreadableFolders"
 SUMMARY_FIELDS = SURVEY_FIELDS + MITIGATION_FIELDS + (UNREADABLE_FOLDERS,)
-CSV_COLUMNS = ("level", "project", "session", "status", "resources", "mitigatedResources", *SUMMARY_FIELDS)
+#: `detail` is only filled on the rows of a roll-up fetched from XNAT (never surveyed, stale, fetch problems).
+CSV_COLUMNS = ("level", "project", "session", "status", "resources", "mitigatedResources", *SUMMARY_FIELDS, "detail")
 MAX_HTML_SESSIONS = 2000  # session rows per project in rollup.html; the JSON and CSV have them all
 
 
@@ -94,9 +96,15 @@ class RollupBuilder:
     by_identity: dict[tuple[str | None, ...], _Resource] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    xnat: dict[str, Any] | None = None  # the `xnat` field of a roll-up fetched from XNAT (rollup_xnat)
 
-    def add(self, document: Mapping[str, Any], source: str | None = None) -> None:
-        """Add a survey or mitigation report (already loaded; see `load_report` for checking one)."""
+    def add(self, document: Mapping[str, Any], source: str | None = None, *, project: str | None = None,
+            session: str | None = None) -> None:
+        """Add a survey or mitigation report (already loaded; see `load_report` for checking one).
+
+        `project` and `session` name the XNAT session the report was fetched from: a container of a bulk
+        launch sees its session at /input, so its report's identities name neither.
+        """
         kind = document.get("reportType")
         source = source or f"report {len(self.inputs) + 1}"
         if kind not in ("survey", "mitigation"):
@@ -113,7 +121,7 @@ class RollupBuilder:
             return
         replaced = 0
         for resource in resources:
-            entry = self._entry(root, origin, resource)
+            entry = self._entry(root, origin, resource, project, session)
             if kind == "survey":
                 xnat = mapping(resource.get("xnat"))
                 counts = {k: count(xnat.get(k)) for k in SURVEY_FIELDS}
@@ -127,7 +135,8 @@ class RollupBuilder:
             self.warnings.append(f"{source}: {replaced} resources were also in another {kind} report; "
                                  "the latest run of each is counted")
 
-    def _entry(self, root: str, origin: str, resource: Mapping[str, Any]) -> _Resource:
+    def _entry(self, root: str, origin: str, resource: Mapping[str, Any], known_project: str | None = None,
+               known_session: str | None = None) -> _Resource:
         """The resource's entry: the same survey run and path, or else the same project, session, scan and label.
 
         Sessions launched in bulk are each mounted at the same ROOT (`/input`) with the same relative paths,
@@ -136,7 +145,8 @@ class RollupBuilder:
         """
         path = text(resource.get("path"))
         identity = mapping(resource.get("identity"))
-        project, session = _name(identity.get("project")), _name(identity.get("session"))
+        project = known_project or _name(identity.get("project"))
+        session = known_session or _name(identity.get("session"))
         by_origin = (origin, root, path)
         by_identity: tuple[str | None, ...] | None = None
         if session is not None:
@@ -189,7 +199,7 @@ class RollupBuilder:
                 "identifiedBy": "identity" if any(m.project for m in members) else "root",
                 "sessionCount": len(session_docs), **_summary(members), "sessions": session_docs,
             })
-        return {
+        document: dict[str, Any] = {
             "reportType": "rollup",
             "schemaVersion": "1.0",
             "tool": {"name": "xnat-resource-survey", "version": __version__},
@@ -200,6 +210,9 @@ class RollupBuilder:
                        "sessions": len(sessions)},
             "projects": project_docs,
         }
+        if self.xnat is not None:
+            document["xnat"] = self.xnat
+        return document
 
 
 def _name(value: Any) -> str | None:
@@ -267,13 +280,14 @@ def _write_csv(handle: IO[str], document: Mapping[str, Any]) -> None:
 
     def row(level: str, project: str, session: str, summary: Mapping[str, Any]) -> list[Any]:
         return [level, project, session, summary["status"], summary["resources"], summary["mitigatedResources"],
-                *(summary[k] for k in SUMMARY_FIELDS)]
+                *(summary[k] for k in SUMMARY_FIELDS), ""]
 
     writer.writerow(row("all", "", "", document["totals"]))
     for project in document["projects"]:
         writer.writerow(row("project", project["project"], "", project))
         for session in project["sessions"]:
             writer.writerow(row("session", project["project"], session["session"], session))
+    writer.writerows(rollup_xnat.csv_rows(document, len(CSV_COLUMNS)))
 
 
 def _html_context(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -291,7 +305,7 @@ def _html_context(document: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "tool": TOOL, "created": document["createdAt"], "totals": totals,
         "overall_class": status_class(totals["status"]), "columns": columns, "projects": projects,
-        "inputs": document["inputs"], "warnings": document["warnings"],
+        "inputs": document["inputs"], "warnings": document["warnings"], **rollup_xnat.html_context(document),
     }
 
 
@@ -345,6 +359,11 @@ def run_rollup(report_paths: Sequence[str], output: str) -> RollupSummary:
                 seen.add(os.path.realpath(survey))
                 queue.append(survey)
         del document  # one report in memory at a time
+    return finish_rollup(builder, output)
+
+
+def finish_rollup(builder: RollupBuilder, output: str) -> RollupSummary:
+    """Write the builder's roll-up into OUTPUT and log its warnings (shared with the roll-up fetched from XNAT)."""
     rollup = builder.result()
     written = write_rollup(output, rollup)
     for warning in rollup["warnings"]:

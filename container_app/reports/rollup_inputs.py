@@ -3,6 +3,7 @@ schema as it is loaded, and the survey report a mitigation report was made from.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,7 +50,21 @@ def _reports_in(folder: str) -> list[str]:
 
 def load_report(path: str) -> dict[str, Any]:
     """Read a survey or mitigation report and check it against its schema; ReportError if it cannot be used."""
-    document = load_json_object(path)
+    return _checked(load_json_object(path), path)
+
+
+def parse_report_bytes(data: bytes, source: str) -> dict[str, Any]:
+    """`load_report` for a report's bytes (one fetched from XNAT); `source` names it in messages."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{source} is not a JSON report: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ReportError(f"{source} is not a report: its JSON is not an object")
+    return _checked(document, source)
+
+
+def _checked(document: dict[str, Any], path: str) -> dict[str, Any]:
     kind = document.get("reportType")
     schema = {"survey": SURVEY_SCHEMA, "mitigation": MITIGATION_SCHEMA}.get(kind) if isinstance(kind, str) else None
     if schema is None:
