@@ -26,6 +26,7 @@ from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_docum
 from container_app.reports.schemas import SURVEY_SCHEMA, parse_report, read_report_bytes
 from container_app.support.anchored import Anchor
 from container_app.support.fsutil import is_inside
+from container_app.support.progress import RunProgress
 from container_app.support.time import now_utc
 
 log = structlog.get_logger("xnat_resource_survey.mitigate")
@@ -140,10 +141,12 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
             log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
                      journal=journal.path, run_id=plan.run_id, executor=executor.name)
             results = []
-            for batch in _batches(plan.resources):
-                for result in executor.execute_batch(batch):
-                    results.append(result)
-                    log_resource(result)
+            with RunProgress("mitigate", sum(len(p.actions) for p in plan.resources)) as progress:
+                for batch in _batches(plan.resources):
+                    for result in executor.execute_batch(batch):
+                        results.append(result)
+                        progress.advance(len(result.plan.actions))
+                        log_resource(result)
             if xnat_executor is not None:  # the mount is a live view of the archive: check what XNAT did
                 results = xnat_executor.confirm(results, request.survey, os.path.join(request.output, "resurvey"))
         finally:

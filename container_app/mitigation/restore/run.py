@@ -29,6 +29,7 @@ from container_app.mitigation.restore.trust import (
 )
 from container_app.support.anchored import Anchor
 from container_app.support.fsutil import SaveFile, is_inside
+from container_app.support.progress import RunProgress
 from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey.restore")
@@ -95,12 +96,14 @@ def restore_files(report_path: str, report: Mapping[str, Any]) -> dict[str, Any]
                     log.warning("finishing an interrupted restore", run_id=plan.run_id, journal=journal.path)
                 restorer = Restorer(root, backup, journal)
                 results = []
-                for resource in plan.resources:
-                    result = restorer.resource(resource)
-                    results.append(result)
-                    if result.error is None:  # one left alone has said why already
-                        log.info("resource restored", resource=resource.path, files=len(result.files),
-                                 refused=sum(1 for f in result.files if f.outcome is RestoreOutcome.REFUSED))
+                with RunProgress("restore", sum(len(r.files) for r in plan.resources)) as progress:
+                    for resource in plan.resources:
+                        result = restorer.resource(resource)
+                        results.append(result)
+                        progress.advance(len(resource.files))
+                        if result.error is None:  # one left alone has said why already
+                            log.info("resource restored", resource=resource.path, files=len(result.files),
+                                     refused=sum(1 for f in result.files if f.outcome is RestoreOutcome.REFUSED))
             finally:
                 journal.close()
     counts = {o.value: 0 for o in RestoreOutcome}

@@ -1,0 +1,112 @@
+"""Progress of a long run: a bar on a person's terminal, JSON lines in a container's log.
+
+On a terminal (stderr is one and logs are in console form) a rich progress bar on stderr shows files done
+of the total, the rate and the time left; log lines written meanwhile appear above it (the console log
+stream resolves `sys.stderr` at each write, and rich redirects it while the bar is live). Anywhere else
+the bar is replaced by a `progress` log line every `interval` seconds, with the same figures, as the
+survey has always written them: that is what a container's log and XNAT's log view can show.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+
+import structlog
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from container_app.support import logs
+
+log = structlog.get_logger("xnat_resource_survey")
+
+#: Seconds between progress lines where there is no terminal.
+INTERVAL = 10.0
+
+
+class _RateColumn(ProgressColumn):
+    """Files per second, from the bar's own speed estimate."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
+class RunProgress:
+    """Counts `unit`s done of `total` for one command; use as a context manager, call `advance(n)`."""
+
+    def __init__(self, what: str, total: int, *, unit: str = "files", interactive: bool | None = None,
+                 interval: float = INTERVAL) -> None:
+        self.what = what
+        self.total = total
+        self.unit = unit
+        self.done = 0
+        self.interval = interval
+        self.started = time.monotonic()
+        self._last_line = self.started
+        self.interactive = on_a_terminal() if interactive is None else interactive
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> RunProgress:
+        if self.interactive:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(self.unit), TaskProgressColumn(), _RateColumn(self.unit), TimeElapsedColumn(),
+                TextColumn("left"), TimeRemainingColumn(),
+                console=Console(file=sys.stderr), redirect_stdout=False, redirect_stderr=True, transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=self.total)
+        return self
+
+    def advance(self, amount: int = 1) -> None:
+        self.done += amount
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self.done)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.interval:
+            self._last_line = now
+            self._line(now)
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=total)
+
+    def _line(self, now: float) -> None:
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        remaining = max(self.total - self.done, 0)
+        log.info("progress", command=self.what, files_done=self.done, files_total=self.total,
+                 files_per_second=round(rate), eta_seconds=round(remaining / rate) if rate else None)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._bar is not None:
+            if kind is None and self._task is not None:
+                self._bar.update(self._task, completed=self.done)
+            self._bar.stop()
+            self._bar = None
+
+
+def on_a_terminal() -> bool:
+    """A bar only for a person: stderr is a terminal and the logs are in console form (not JSON lines)."""
+    return logs.current_format() == "console" and sys.stderr.isatty()
