@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import structlog
@@ -58,8 +59,8 @@ def add_parser(subparsers: Subparsers) -> None:
                              "is more than this after the report finished (default 60: the container's own upload "
                              "of its reports modifies the session)")
     parser.add_argument("--xnat-timezone", default="UTC", metavar="ZONE",
-                        help="XNAT's time zone (an IANA name such as Europe/Amsterdam): its listings give dates "
-                             "without one (default UTC)")
+                        help="XNAT's time zone (an IANA name such as Europe/Amsterdam, or an offset such as +01:00): "
+                             "its listings give dates without one (default UTC)")
     add_common_options(parser)
 
 
@@ -80,15 +81,20 @@ def settings_from(namespace: argparse.Namespace, common: Common) -> RollupSettin
 
 
 def _zone(name: str) -> dt.tzinfo:
+    """An IANA zone, UTC, or a fixed offset (+HH:MM, -HH:MM)."""
     if name.upper() in ("UTC", "Z", "GMT"):
         return dt.UTC
+    offset = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", name.strip())
+    if offset is not None and int(offset.group(2)) < 24 and int(offset.group(3)) < 60:
+        sign = -1 if offset.group(1) == "-" else 1
+        return dt.timezone(sign * dt.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
     import zoneinfo
 
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"rollup: --xnat-timezone {name!r} is not a time zone this system knows "
-                         "(an IANA name such as Europe/Amsterdam, or UTC)") from None
+                         "(an IANA name such as Europe/Amsterdam, an offset such as +01:00, or UTC)") from None
 
 
 def run(settings: RollupSettings) -> ExitCode:
