@@ -42,12 +42,16 @@ def test_survey_and_mitigation_reproduce_xnats_conformance_result(site: Site) ->
     assert report["resourceSurveyRequestId"] == request_id
     assert (report["totalEntries"], report["totalUids"], report["totalBadFiles"], report["totalDuplicates"],
             report["totalMismatchedFiles"]) == (65, 60, 0, 5, 26)
-    assert "badFiles" not in report  # XNAT's NON_EMPTY: empty collections are left out
+    # As a running XNAT answers (NRG's fixtures in ../shared/conformance/xnat-rest-tests/): empty is null.
+    assert report["badFiles"] is None and "nonActionableDuplicates" not in report
     assert all(Path(p).is_absolute() and Path(p).parent == site.resource_dir for p in report["mismatchedFiles"])
     assert site.json(f"/xapi/resources/survey/request/{request_id}/report") == report
     request_json = site.json(f"/xapi/resources/survey/request/{request_id}")
     assert request_json | {"rsnStatus": "DIVERGENT", "resourceId": rid, "experimentId": site.experiment,
-                           "scanId": 5, "resourceLabel": "DICOM", "projectId": PROJECT} == request_json
+                           "scanLabel": "5", "resourceLabel": "DICOM", "projectId": PROJECT} == request_json
+    scans = site.json(f"/data/experiments/{site.experiment}/scans")["ResultSet"]["Result"]
+    (scan_pk,) = [int(r["xnat_imagescandata_id"]) for r in scans if r["ID"] == "5"]
+    assert request_json["scanId"] == scan_pk  # XNAT's entity: the scan's database key, not its ID
     assert requests.post(f"{api}/survey/resource/{rid}", auth=AUTH, timeout=10).status_code == 409  # still open
     assert site.get(f"/xapi/resources/mitigate/resource/{rid}/report").status_code == 409
 
@@ -58,6 +62,11 @@ def test_survey_and_mitigation_reproduce_xnats_conformance_result(site: Site) ->
     totals = (mitigation["totalMovedFiles"], mitigation["totalRemovedFiles"], mitigation["totalFileErrors"])
     assert totals == (31, 36, 0)
     cache = Path(mitigation["cachePath"])
+    # $CACHE/$PROJECT/$SESSION_ID/$TIMESTAMP/$SCAN_PK, as in XNAT's fixtures and ResourceMitigationHelper
+    assert cache.relative_to(site.standin.cache_root).parts == (PROJECT, site.experiment, request_json["requestTime"],
+                                                              str(scan_pk))
+    assert "retainedFiles" not in mitigation  # nothing was already at its name
+    assert set(mitigation["movedFiles"]) <= set(mitigation["removedFiles"])  # every moved file is backed up
     assert sorted(p.name for p in cache.iterdir() if p.suffix == ".dcm") == sorted(
         Path(p).name for p in mitigation["removedFiles"])
     assert all(Path(b).is_file() for b in mitigation["removedFiles"].values())
@@ -93,10 +102,10 @@ def test_an_older_xnat_has_no_mitigation_api(tmp_path: Path, conformance: Path,
     archive = tmp_path / "archive"
     copy_scan_resource(conformance / SCAN5, archive, exclude=frozenset({SCAN5_EXPECTED}))
     standin = standin_factory(archive, mitigation_api=False)
-    assert requests.get(f"{standin.url}/data/version", auth=AUTH, timeout=10).text == "1.8.7"
+    assert requests.get(f"{standin.url}/data/version", auth=AUTH, timeout=10).text == "1.8.6"
     assert requests.head(f"{standin.url}/data/version", auth=AUTH, timeout=10).status_code == 200
     build = requests.get(f"{standin.url}/xapi/siteConfig/buildInfo", auth=AUTH, timeout=10).json()
-    assert build["version"] == "1.8.7"
+    assert build["version"] == "1.8.6"
     rid = standin.resource_id(PROJECT, SESSION, "5", "DICOM")
     answer = requests.post(f"{standin.url}/xapi/resources/survey/resource/{rid}", auth=AUTH, timeout=10)
     assert answer.status_code == 404

@@ -9,10 +9,14 @@ Callers hold `Archive.lock` around anything that reads or changes the disk.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pydicom
 
 from tests.xnat_standin import catalogs
 from tests.xnat_standin.catalogs import CATALOG_SUFFIX, Entry
@@ -20,6 +24,9 @@ from tests.xnat_standin.catalogs import CATALOG_SUFFIX, Entry
 SESSION_XSI_TYPE = "xnat:mrSessionData"
 SCAN_XSI_TYPE = "xnat:mrScanData"
 RESOURCE_XSI_TYPE = "xnat:resourceCatalog"
+# The session type by the modality of its files, for the survey request's `xsiType`
+# (../shared/conformance/xnat-rest-tests/survey/simple_pet_si.json: "xnat:petSessionData").
+_SESSION_TYPES = {"PT": "xnat:petSessionData", "CT": "xnat:ctSessionData", "MR": SESSION_XSI_TYPE}
 
 
 class StandInError(Exception):
@@ -85,6 +92,26 @@ class Resource:
     _declared_format: str | None = None
     content: str | None = None
 
+    def first_header(self, keyword: str) -> str:
+        """A header value of the resource's first DICOM file ("" if none): the scan's series description
+        and the session's modality are read this way."""
+        for file in sorted(self.path.iterdir()) if self.path.is_dir() else []:
+            if file.is_file() and not file.name.endswith(CATALOG_SUFFIX):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        dataset = pydicom.dcmread(file, stop_before_pixels=True, force=True, specific_tags=[keyword])
+                except Exception:
+                    continue
+                value = dataset.get(keyword)
+                if value:
+                    return str(value)
+        return ""
+
+    @property
+    def session_xsi_type(self) -> str:
+        return _SESSION_TYPES.get(self.first_header("Modality"), SESSION_XSI_TYPE)
+
     def stats(self) -> tuple[int, int]:
         entries = self.entries()
         size = 0
@@ -113,6 +140,11 @@ class Session:
         if not scans.is_dir():
             return []
         return sorted((p.name for p in scans.iterdir() if p.is_dir()), key=_natural)
+
+    def scan_pk(self, scan_id: str) -> int:
+        """The scan's database key (`xnat_imagescandata_id`), stable for a session and scan ID."""
+        digest = hashlib.sha256(f"{self.id}/{scan_id}".encode()).digest()
+        return int.from_bytes(digest[:3], "big")
 
     def insert_date(self) -> str:
         when = datetime.datetime.fromtimestamp(self.path.stat().st_mtime)

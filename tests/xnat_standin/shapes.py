@@ -6,7 +6,6 @@ experiment, a scan, a resource or a catalog entry (API.md, "Listings and objects
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +79,8 @@ class Shapes:
             "meta": {"xsi:type": SCAN_XSI_TYPE, "isHistory": False},
             "data_fields": {"ID": scan_id, "type": scan_type, "series_description": scan_type,
                             "image_session_ID": session.id, "project": session.project,
-                            "xnat_imagescandata_id": self._scan_pk(session, scan_id)},
+                            "xnat_imagescandata_id": session.scan_pk(scan_id)},
         }
-
-    def _scan_pk(self, session: Session, scan_id: str) -> int:
-        digest = hashlib.sha256(f"{session.id}/{scan_id}".encode()).digest()
-        return int.from_bytes(digest[:3], "big")
 
     def experiment_item(self, session: Session) -> JSON:
         children: list[JSON] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from container_app.core.vocabulary import RequestStatus
-from tests.xnat_standin.archive import SESSION_XSI_TYPE, Resource
+from tests.xnat_standin.archive import Resource
 
 # XNAT's request statuses, spelled as XNAT spells them (the same enum the tool reports with).
 Status = RequestStatus
@@ -69,14 +69,18 @@ class SurveyRequest:
             "projectId": s.project,
             "subjectId": s.subject_id,
             "experimentId": s.id,
-            "xsiType": SESSION_XSI_TYPE,
-            "scanId": int(r.scan_id) if r.scan_id and r.scan_id.isdigit() else 0,
+            "xsiType": r.session_xsi_type,
+            # XNAT's entity: `scanId` is the scan's database key (xnat_imagescandata_id), `scanLabel` the scan's
+            # ID as users see it, `scanDescription` its series description (HibernateResourceSurveyRequestEntity-
+            # Service.TEMPLATE_GENERATE_SURVEY_REQUESTS: `sc.xnat_imagescandata_id AS scan_id, sc.id AS
+            # scan_label, sc.series_description AS scan_description`; oncai/xnat 1.8.7+).
+            "scanId": r.session.scan_pk(r.scan_id) if r.scan_id else 0,
             "resourceLabel": r.label,
             "resourceUri": str(r.catalog_path or r.path),
             "subjectLabel": s.subject_label,
             "experimentLabel": s.label,
             "scanLabel": r.scan_id or "",
-            "scanDescription": "",
+            "scanDescription": r.first_header("SeriesDescription") if r.scan_id else "",
             "workflowId": 0,
             "requester": self.requester,
             "mitigationRequester": self.mitigation_requester,
@@ -105,9 +109,23 @@ class Findings:
         return Status.NONCOMPLIANT if self.non_actionable else Status.CONFORMING
 
 
-def non_empty(report: dict[str, Any]) -> dict[str, Any]:
-    """XNAT's `@JsonInclude(NON_EMPTY)`: empty maps, lists, strings and nulls are left out."""
-    return {k: v for k, v in report.items() if not (v is None or (isinstance(v, dict | list | str) and not v))}
+def as_xnat_answers(report: dict[str, Any], *, absent_when_empty: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A report as a running XNAT answers it: an empty collection is `null`, never `[]` or `{}`, except the
+    fields in `absent_when_empty`, which are then left out.
+
+    NRG's REST fixtures (../shared/conformance/xnat-rest-tests/, e.g. survey_with_mitigation/
+    sample1_series_6_subset_badfile.json) show `"badFiles": null`, `"movedFiles": null`, `"backupErrors": null`
+    for empty collections, and `retainedFiles` (survey_with_mitigation/*_subset_duplication_si.json, the
+    only ones with a file already at its name) or `nonActionableDuplicates`
+    (survey/sample1_series_4_subset_nonactionable.json) only when there is something in them.
+    """
+    out: dict[str, Any] = {}
+    for key, value in report.items():
+        empty = value is None or (isinstance(value, dict | list) and not value)
+        if empty and key in absent_when_empty:
+            continue
+        out[key] = None if empty else value
+    return out
 
 
 def error_text(exc: BaseException) -> str:

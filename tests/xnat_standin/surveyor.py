@@ -19,7 +19,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from container_app.core import naming
 from tests.xnat_standin import catalogs
 from tests.xnat_standin.archive import Resource, StandInError
-from tests.xnat_standin.survey_requests import Findings, millis, non_empty
+from tests.xnat_standin.survey_requests import Findings, as_xnat_answers, millis
 
 _BINARY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"})
 
@@ -107,8 +107,8 @@ def _nested(groups: dict[tuple[str, str], dict[Path, str]]) -> dict[str, dict[st
 
 
 def survey_report(request_id: int, findings: Findings) -> dict[str, Any]:
-    """The `ResourceSurveyReport` JSON, in XNAT's field names."""
-    return non_empty({
+    """The `ResourceSurveyReport` JSON, in XNAT's field names, as a running XNAT answers it (as_xnat_answers)."""
+    return as_xnat_answers({
         "resourceSurveyRequestId": request_id,
         "surveyDate": millis(time.time()),
         "totalEntries": findings.total_entries,
@@ -124,4 +124,4 @@ def survey_report(request_id: int, findings: Findings) -> dict[str, Any]:
         "mismatchedFiles": {str(p): n for p, n in findings.mismatched.items()},
         "duplicates": _nested(findings.duplicates),
         "nonActionableDuplicates": _nested(findings.non_actionable),
-    })
+    }, absent_when_empty=frozenset({"nonActionableDuplicates"}))

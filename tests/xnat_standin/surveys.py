@@ -1,4 +1,4 @@
-"""The stand-in's resource survey and mitigation service (XNAT 1.8.8+'s, as its source describes it).
+"""The stand-in's resource survey and mitigation service (XNAT 1.8.7+'s, as its source describes it).
 
 Requests move through XNAT's statuses on a background worker, one step every `delay` seconds:
 CREATED -> QUEUED_FOR_SURVEY -> SURVEYING -> DIVERGENT | CONFORMING | NONCOMPLIANT | ERROR, then
@@ -26,6 +26,7 @@ from tests.xnat_standin.survey_requests import (
     Findings,
     Status,
     SurveyRequest,
+    as_xnat_answers,
     error_text,
 )
 from tests.xnat_standin.surveyor import header_lookup, survey, survey_report
@@ -145,8 +146,11 @@ class SurveyService:
                 with self.archive.lock:
                     request.set_status(Status.ERROR)
                     request.mitigation_report = request.mitigation_report or (
-                        {"resourceSurveyRequestId": request.id, "cachePath": "", "resourceSaveError": error_text(exc),
-                         "totalMovedFiles": 0, "totalRemovedFiles": 0, "totalFileErrors": 0}
+                        as_xnat_answers({"resourceSurveyRequestId": request.id, "cachePath": "", "movedFiles": None,
+                                         "removedFiles": None, "backupErrors": None, "moveErrors": None,
+                                         "deleteErrors": None, "catalogWriteError": None,
+                                         "resourceSaveError": error_text(exc), "totalMovedFiles": 0,
+                                         "totalRemovedFiles": 0, "totalFileErrors": 0})
                         if kind == "mitigate" else None)
 
     def _run_survey(self, request: SurveyRequest) -> None:

@@ -53,6 +53,16 @@ class _ResourceSurveyApi:
             raise StandInError(404, f"resource {text} is not a scan resource: the survey API works on scan resources")
         return resource
 
+    def _dicom_resource(self, text: str) -> Resource:
+        """A resource a survey request can be made for: XNAT generates requests only for resources whose
+        format is DICOM (HibernateResourceSurveyRequestEntityService.TEMPLATE_GENERATE_SURVEY_REQUESTS:
+        `WHERE r.format = 'DICOM'`), and `ResourceSurveyServiceImpl.queueResourceSurvey`, finding none made
+        and none open, answers NotFoundException (404) from `getRequestByResourceId` (oncai/xnat 1.8.7+)."""
+        resource = self._resource(text)
+        if resource.format() != "DICOM" and self.surveys.open_for(resource.id) is None:
+            raise StandInError(404, f"No resource survey request was found for resource ID {resource.id}")
+        return resource
+
     def _request(self, text: str) -> SurveyRequest:
         if not text.isdigit():
             raise StandInError(400, f"request IDs are integers, not {text!r}")
@@ -74,7 +84,7 @@ class _ResourceSurveyApi:
         fail = self.request.flag("__standin_mitigation_error")
         match (method, s):
             case ("POST", ["survey", "resource", rid]):
-                return json_answer(200, self.surveys.queue_survey(self._resource(rid), self.request.user).id)
+                return json_answer(200, self.surveys.queue_survey(self._dicom_resource(rid), self.request.user).id)
             case ("GET", ["survey", "resource", rid]):
                 return json_answer(200, self.surveys.latest_for(self._resource(rid).id).to_json())
             case ("DELETE", ["survey", "resource", rid]):

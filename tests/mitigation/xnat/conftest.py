@@ -19,7 +19,7 @@ def site(tmp_path: Path) -> Site:
 
 @pytest.fixture
 def standin(site: Site) -> Iterator[Any]:
-    """An XNAT with the survey and mitigation API (1.8.8+)."""
+    """An XNAT with the survey and mitigation API (1.8.7+)."""
     standin_package = pytest.importorskip("tests.xnat_standin", reason="the XNAT stand-in is not there")
     with standin_package.run_standin(site.archive, mitigation_api=True) as server:
         yield server
@@ -27,7 +27,7 @@ def standin(site: Site) -> Iterator[Any]:
 
 @pytest.fixture
 def old_standin(site: Site) -> Iterator[Any]:
-    """An XNAT without the survey and mitigation API (1.8.7)."""
+    """An XNAT without the survey and mitigation API (before 1.8.7)."""
     standin_package = pytest.importorskip("tests.xnat_standin", reason="the XNAT stand-in is not there")
     with standin_package.run_standin(site.archive, mitigation_api=False) as server:
         yield server
