@@ -21,7 +21,7 @@ from tests.xnat_standin.shapes import Shapes
 from tests.xnat_standin.surveys import SurveyService
 
 VERSION_WITH_MITIGATION = "1.8.10"
-VERSION_WITHOUT_MITIGATION = "1.8.7"
+VERSION_WITHOUT_MITIGATION = "1.8.6"  # XNAT's survey and mitigation API is in 1.8.7 and later
 
 JSON = dict[str, Any]
 
