@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from container_app.core.deidentification import CopySignals, GroupVerdict, judge_group
 from container_app.core.naming import NamingTemplate, is_legacy_name, unsafe_name_reason
 from container_app.core.records import ContentCheck, FileRecord, Resource
 from container_app.core.vocabulary import (
@@ -38,6 +39,7 @@ class FileFinding:
     identifying_tags: tuple[str, ...] = ()  # tag keywords whose values appear in the name; never the values
     sha256: str | None = None
     intact: bool | None = None  # None when the content was not checked
+    deidentification: CopySignals | None = None  # read for the copies of differing groups only (issue 15)
 
     @property
     def name(self) -> str:
@@ -63,6 +65,7 @@ class DuplicateGroup:
     actionable: bool
     members: tuple[str, ...]  # file names, sorted
     identical: bool | None = None  # all members byte-identical (sha256); None until checked
+    deidentification: GroupVerdict | None = None  # differing groups whose copies could all be read
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,10 @@ class ResourceFindings:
 
     def to_check(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.files if f.needs_content_check)
+
+    def differing_copies(self) -> tuple[str, ...]:
+        """The copies of groups whose bytes differ: only these are read for their de-identification."""
+        return tuple(m for g in self.groups if g.identical is False for m in g.members)
 
 
 def _base_name(path: str) -> str:
@@ -274,3 +281,30 @@ def identifying_tags(record: FileRecord) -> tuple[str, ...]:
                 found.append(keyword)
                 break
     return tuple(found)
+
+
+def with_deidentification(findings: ResourceFindings, signals: Mapping[str, CopySignals],
+                          table_edition: str) -> ResourceFindings:
+    """Judge each differing group whose copies were all read, and give its copies their reasons."""
+    groups: list[DuplicateGroup] = []
+    reason_of: dict[str, Reason] = {}
+    for group in findings.groups:
+        if group.identical is not False or not all(m in signals for m in group.members):
+            groups.append(group)
+            continue
+        verdict = judge_group({m: signals[m] for m in group.members}, table_edition)
+        groups.append(replace(group, deidentification=verdict))
+        for member in group.members:
+            reason = verdict.reason_for(member)
+            if reason is not None:
+                reason_of[member] = reason
+    files = []
+    for finding in findings.files:
+        copy = signals.get(finding.name)
+        if copy is None:
+            files.append(finding)
+            continue
+        reason = reason_of.get(finding.name)
+        reasons = finding.reasons if reason is None else (*finding.reasons, reason)
+        files.append(replace(finding, deidentification=copy, reasons=reasons))
+    return replace(findings, files=tuple(files), groups=tuple(groups))

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from container_app.core.deidentification import MORE_DEIDENTIFIED, Hold, hold_for, is_less_deidentified
 from container_app.core.naming import unsafe_name_reason
 from container_app.core.vocabulary import ActionKind, ConflictReason, KeepPolicy, KeepReason, RequestStatus
 
@@ -40,6 +41,16 @@ class Conflict:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldGroup:
+    """An actionable duplicate group of which nothing moves, for its copies' de-identification (issue 15)."""
+
+    sop_instance_uid: str
+    members: tuple[str, ...]  # paths relative to ROOT
+    reason: Hold
+    look_at: tuple[str, ...]  # keywords of the attributes to compare, from the survey report
+
+
+@dataclass(frozen=True, slots=True)
 class ResourcePlan:
     resource_path: str
     identity: Mapping[str, str | None]
@@ -50,6 +61,7 @@ class ResourcePlan:
     files_at_survey: tuple[FileState, ...]  # every file the survey saw: new arrivals make the resource stale
     untouched_bad: int
     untouched_nonactionable: int
+    held: tuple[HeldGroup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +85,21 @@ def _state(file: Mapping[str, Any]) -> FileState:
     return FileState(file["path"], file["size"], file["mtimeNs"], file.get("sha256"))
 
 
+def _intact(members: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [m for m in members if m.get("intact", True)]
+
+
 def choose_keeper(members: Sequence[Mapping[str, Any]], keep: KeepPolicy,
-                  identical: bool | None) -> tuple[Mapping[str, Any], KeepReason]:
-    """Which copy of an actionable duplicate group stays, and why."""
-    intact = [m for m in members if m.get("intact", True)]
-    candidates = intact or list(members)
+                  identical: bool | None) -> tuple[Mapping[str, Any], KeepReason | str]:
+    """Which copy of an actionable duplicate group stays, and why (a KeepReason, or MORE_DEIDENTIFIED).
+
+    Whatever `keep` says, a copy less de-identified than another intact copy is never kept (issue 15);
+    `keep` chooses among the equally de-identified. A group `hold_for` holds is not given here.
+    """
+    intact = _intact(members)
+    more = [m for m in intact if not is_less_deidentified(m)]
+    guarded = bool(more) and len(more) < len(intact)
+    candidates = (more if guarded else intact) or list(members)
     damaged_others = len(intact) < len(members) and len(intact) >= 1
 
     def at_expected(m: Mapping[str, Any]) -> bool:
@@ -93,6 +115,8 @@ def choose_keeper(members: Sequence[Mapping[str, Any]], keep: KeepPolicy,
         if placed:
             return placed[0], KeepReason.AT_EXPECTED_NAME
     chosen = ordered[0] if keep is KeepPolicy.OLDEST else ordered[-1]
+    if guarded:
+        return chosen, MORE_DEIDENTIFIED
     if damaged_others and len(intact) == 1:
         return chosen, KeepReason.ONLY_INTACT_COPY
     return chosen, KeepReason.OLDEST if keep is KeepPolicy.OLDEST else KeepReason.NEWEST
@@ -109,11 +133,17 @@ def plan_resource(resource: Mapping[str, Any], keep: KeepPolicy) -> ResourcePlan
     files = {f["path"]: f for f in resource["files"]}
     actions: list[Action] = []
     conflicts: list[Conflict] = []
+    held: list[HeldGroup] = []
 
     for group in resource["duplicateGroups"]:
         if not group["actionable"]:
             continue
         members = duplicate_group_members(group, files)
+        hold = hold_for(members, _intact(members))
+        if hold is not None:  # nothing of it moves; the plan says why and what to look at
+            look_at = tuple((group.get("deidentification") or {}).get("lookAt", ()))
+            held.append(HeldGroup(group["sopInstanceUID"], tuple(m["path"] for m in members), hold, look_at))
+            continue
         keeper, why = choose_keeper(members, keep, group["identical"])
         pair = (group["sopClassUID"], group["sopInstanceUID"])
         for member in members:
@@ -123,7 +153,7 @@ def plan_resource(resource: Mapping[str, Any], keep: KeepPolicy) -> ResourcePlan
         target = _join(_parent(keeper["path"]), keeper["expectedName"])
         kind = ActionKind.RETAIN if target == keeper["path"] else ActionKind.RENAME
         actions.append(Action(kind, _state(keeper), target if kind is ActionKind.RENAME else None,
-                              f"DUPLICATE_KEPT:{why.value}", pair))
+                              f"DUPLICATE_KEPT:{why}", pair))
 
     for path, expected in sorted(resource["xnat"]["mismatchedFiles"].items()):
         actions.append(Action(ActionKind.RENAME, _state(files[path]), _join(_parent(path), expected), "NAME_MISMATCH"))
@@ -140,6 +170,7 @@ def plan_resource(resource: Mapping[str, Any], keep: KeepPolicy) -> ResourcePlan
         files_at_survey=tuple(_state(f) for f in resource["files"]),
         untouched_bad=xnat["totalBadFiles"],
         untouched_nonactionable=xnat["totalFilesInNonActionableDuplicates"],
+        held=tuple(held),
     )
 
 
@@ -236,6 +267,8 @@ def plan_document(plan: MitigationPlan) -> dict[str, Any]:
                 "conflicts": [{"path": c.path, "target": c.target, "reason": c.reason.value} for c in r.conflicts],
                 "untouchedBadFiles": r.untouched_bad,
                 "untouchedNonActionableDuplicates": r.untouched_nonactionable,
+                "heldGroups": [{"sopInstanceUID": h.sop_instance_uid, "members": list(h.members),
+                                "reason": h.reason.value, "lookAt": list(h.look_at)} for h in r.held],
             }
             for r in plan.resources
         ],

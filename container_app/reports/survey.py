@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from container_app.core.classify import FileFinding, ResourceFindings
+from container_app.core.classify import DuplicateGroup, FileFinding, ResourceFindings
 from container_app.core.errors import ReportValidationError
 from container_app.core.vocabulary import FileStatus, Reason
 from container_app.reports.envelope import SURVEY_LAYOUT, EnvelopeWriter, compact_json
@@ -99,6 +99,8 @@ def file_document(resource_path: str, finding: FileFinding) -> dict[str, Any]:
         document["identifyingTags"] = list(finding.identifying_tags)
     if finding.intact is not None:
         document["intact"] = finding.intact
+    if finding.deidentification is not None:
+        document["deidentification"] = finding.deidentification.document()
     pair = finding.uids
     if pair is not None:
         document["sopClassUID"], document["sopInstanceUID"] = pair
@@ -107,7 +109,8 @@ def file_document(resource_path: str, finding: FileFinding) -> dict[str, Any]:
 
 _COUNTED = (Reason.IDENTIFYING_NAME, Reason.LEGACY_NAME, Reason.NOT_IN_CATALOG, Reason.CATALOG_UID_MISMATCH,
             Reason.MEDIA_STORAGE_UID_MISMATCH, Reason.SYMLINK, Reason.SYMLINK_OUTSIDE_ROOT, Reason.HARD_LINK,
-            Reason.NEEDS_FORCE, Reason.PIXEL_DATA_TRUNCATED, Reason.DUPLICATE_DIFFERENT)
+            Reason.NEEDS_FORCE, Reason.PIXEL_DATA_TRUNCATED, Reason.DUPLICATE_DIFFERENT, Reason.LESS_DEIDENTIFIED,
+            Reason.DEIDENTIFICATION_UNDECIDED)
 
 
 def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
@@ -136,19 +139,33 @@ def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetim
             "missingFiles": [{"uri": c.uri, "reason": c.reason.value} for c in findings.catalog_findings],
         },
         "folder": folder_document(findings),
-        "duplicateGroups": [
-            {
-                "sopClassUID": g.sop_class_uid,
-                "sopInstanceUID": g.sop_instance_uid,
-                "actionable": g.actionable,
-                "identical": g.identical,
-                "members": {rel_file_path(resource.rel_path, m): expected[m] for m in g.members},
-            }
-            for g in findings.groups
-        ],
+        "duplicateGroups": [group_document(resource.rel_path, g, expected) for g in findings.groups],
         "files": [file_document(resource.rel_path, f) for f in findings.files],
         "counts": {_camel(r): reasons.get(r, 0) for r in _COUNTED},
     }
+
+
+def group_document(resource_path: str, group: DuplicateGroup, expected: Mapping[str, str]) -> dict[str, Any]:
+    """One duplicate group; a differing group whose copies were read also says how they compare (issue 15)."""
+    document: dict[str, Any] = {
+        "sopClassUID": group.sop_class_uid,
+        "sopInstanceUID": group.sop_instance_uid,
+        "actionable": group.actionable,
+        "identical": group.identical,
+        "members": {rel_file_path(resource_path, m): expected[m] for m in group.members},
+    }
+    verdict = group.deidentification
+    if verdict is not None:
+        document["differingAttributes"] = list(verdict.differing_attributes)
+        document["pixelDataDiffers"] = verdict.pixel_data_differs
+        document["deidentification"] = {
+            "lessDeidentified": [rel_file_path(resource_path, m) for m in verdict.less_deidentified],
+            "undecided": verdict.undecided,
+            "lookAt": list(verdict.look_at),
+            "because": {rel_file_path(resource_path, m): list(keys) for m, keys in verdict.because},
+            "profile": f"DICOM PS3.15 table E.1-1, edition {verdict.table_edition}",
+        }
+    return document
 
 
 def folder_document(findings: ResourceFindings) -> dict[str, Any]:
@@ -224,11 +241,12 @@ class Totals:
         c["identifyingNames"] += document["counts"]["identifyingName"]
         c["catalogEntriesMissingFile"] += document["catalog"]["missingFiles"]
         c["unreadableFolders"] += len(document["folder"]["unreadable"])
+        c["lessDeidentified"] += document["counts"].get("lessDeidentified", 0)
 
     def as_dict(self) -> dict[str, int]:
         keys = ("resources", "files", "conforming", "divergent", "noncompliant", "badFiles", "mismatchedFiles",
                 "duplicates", "filesInDuplicates", "nonActionableDuplicates", "filesInNonActionableDuplicates",
-                "identifyingNames", "catalogEntriesMissingFile", "unreadableFolders")
+                "identifyingNames", "catalogEntriesMissingFile", "unreadableFolders", "lessDeidentified")
         return {k: self.counts.get(k, 0) for k in keys}
 
 

@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import structlog
 
-from container_app.core.classify import ResourceFindings, classify, with_content_checks
+from container_app.core.classify import ResourceFindings, classify, with_content_checks, with_deidentification
+from container_app.core.deidentification import CopySignals
 from container_app.core.naming import NamingTemplate
 from container_app.core.records import ContentCheck, FileRecord, Resource
 from container_app.core.vocabulary import Reason
+from container_app.survey.deidentification import TABLE_EDITION, XnatLabels, signals_chunk
 from container_app.survey.dicom.read_plan import ReadPlan
 from container_app.survey.dicom.reader import check_content, survey_file
 from container_app.survey.discover import Selection, discover, load_catalog
@@ -79,7 +81,7 @@ def _survey_resource(task: tuple[int, Resource | None]) -> tuple[int, Any]:
     assert _context is not None
     directory = _directory(_context.root, resource)
     records = _read_chunk((directory, resource.files))
-    findings = _classify(_context.root, resource, records, _context.template, _check_chunk)
+    findings = _classify(_context.root, resource, records, _context.template, _check_chunk, signals_chunk)
     return index, _context.render(findings)
 
 
@@ -160,7 +162,14 @@ def _survey_big(context: _WorkerContext, resource: Resource, pool: Pool | None) 
         shares = [(directory, names[i : i + 16]) for i in range(0, len(names), 16)]
         return [pair for part in pool.map(_check_chunk, shares) for pair in part]
 
-    return _classify(context.root, resource, records, context.template, check)
+    def read_signals(task: _SignalsTask) -> list[tuple[str, CopySignals | None]]:
+        if pool is None:
+            return signals_chunk(task)
+        directory, names, labels = task
+        shares = [(directory, names[i : i + 4], labels) for i in range(0, len(names), 4)]
+        return [pair for part in pool.map(signals_chunk, shares) for pair in part]
+
+    return _classify(context.root, resource, records, context.template, check, read_signals)
 
 
 def _maybe_report(progress: Progress, on_progress: Callable[[Progress], None] | None) -> None:
@@ -181,8 +190,12 @@ def _directory(root: str, resource: Resource) -> str:
     return root if resource.rel_path == "." else os.path.join(root, *resource.rel_path.split("/"))
 
 
+_SignalsTask = tuple[str, Sequence[str], XnatLabels]
+
+
 def _classify(root: str, resource: Resource, records: list[FileRecord], template: NamingTemplate,
-              check: Callable[[tuple[str, Sequence[str]]], list[tuple[str, ContentCheck | None]]]) -> ResourceFindings:
+              check: Callable[[tuple[str, Sequence[str]]], list[tuple[str, ContentCheck | None]]],
+              read_signals: Callable[[_SignalsTask], list[tuple[str, CopySignals | None]]]) -> ResourceFindings:
     directory = _directory(root, resource)
     resource = load_catalog(root, resource)
     records = [_judge_link(root, directory, r) for r in records]
@@ -192,7 +205,15 @@ def _classify(root: str, resource: Resource, records: list[FileRecord], template
     if not to_check:
         return findings
     checks = {name: result for name, result in check((directory, to_check)) if result is not None}
-    return with_content_checks(findings, checks)
+    findings = with_content_checks(findings, checks)
+    # Copies of one instance whose bytes differ: which discloses more (issue 15). Only these are read
+    # further, so a resource without such groups pays nothing.
+    differing = findings.differing_copies()
+    if not differing:
+        return findings
+    labels = XnatLabels(session=resource.identity.session, subject=resource.identity.subject)
+    signals = {name: result for name, result in read_signals((directory, differing, labels)) if result is not None}
+    return with_deidentification(findings, signals, TABLE_EDITION)
 
 
 def _judge_link(root: str, directory: str, record: FileRecord) -> FileRecord:

@@ -140,7 +140,17 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
              files_per_second=round(total_files / elapsed) if elapsed > 0 else None, **totals)
     if print_summary and sys.stderr.isatty():
         sys.stdout.write(summary_table(writer.summaries, totals))
+        sys.stdout.write(deidentification_line(totals))
     return SurveyOutcome(report_path, totals, writer.summaries)
+
+
+def deidentification_line(totals: dict[str, int]) -> str:
+    """The terminal summary's line on copies less de-identified than another copy of their instance (issue 15)."""
+    count = totals.get("lessDeidentified", 0)
+    if not count:
+        return ""
+    copies = "copy" if count == 1 else "copies"
+    return f"{count} {copies} less de-identified than another copy of the same instance (never kept by mitigate)\n"
 
 
 def _selection(settings: SurveySettings) -> Selection:

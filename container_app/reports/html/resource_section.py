@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from container_app.core.deidentification import MORE_DEIDENTIFIED, Hold, hold_for
 from container_app.core.plan import choose_keeper, duplicate_group_members
 from container_app.core.vocabulary import KeepPolicy, KeepReason
 from container_app.reports.html.view import (
@@ -30,10 +31,16 @@ from container_app.reports.html.view import (
 MIN_ERROR_ROWS = 50  # errors are shown even when the budget is spent
 
 #: Why the preview keeps a copy, in the words of the duplicates table.
-_PREVIEW_WHY = {
+_PREVIEW_WHY: dict[str, str] = {
     KeepReason.IDENTICAL_AT_EXPECTED_NAME: "preview: identical, already at its name",
     KeepReason.NEWEST: "preview: newest",
     KeepReason.ONLY_INTACT_COPY: "preview: the only intact copy",
+    MORE_DEIDENTIFIED: "preview: the more de-identified copy (newest among those)",
+}
+#: Why nothing of a group moves (issue 15).
+_HELD_WHY = {
+    Hold.DEIDENTIFICATION_UNDECIDED: "nothing moves: which copy discloses more is undecided",
+    Hold.ONLY_INTACT_COPY_LESS_DEIDENTIFIED: "nothing moves: the only intact copy is the less de-identified one",
 }
 
 
@@ -95,10 +102,13 @@ def _keeper(group: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]], de
         return chosen[0], "mitigation"
     if any(name not in files for name in names):  # a report that does not list its copies: nothing to weigh
         return "", ""
+    members = duplicate_group_members(group, files)
+    hold = hold_for(members, [m for m in members if m.get("intact", True)])
+    if hold is not None:
+        return "", _HELD_WHY[hold]
     identical = group.get("identical")
-    keeper, why = choose_keeper(duplicate_group_members(group, files), KeepPolicy.NEWEST,
-                                identical if isinstance(identical, bool) else None)
-    return text(keeper["path"]), _PREVIEW_WHY.get(why, f"preview: {why.value.lower()}")
+    keeper, why = choose_keeper(members, KeepPolicy.NEWEST, identical if isinstance(identical, bool) else None)
+    return text(keeper["path"]), _PREVIEW_WHY.get(why, f"preview: {str(why).lower()}")
 
 
 def resource_view(resource: Mapping[str, Any], path: str, identity: Mapping[str, Any], status: str,
@@ -121,6 +131,8 @@ def resource_view(resource: Mapping[str, Any], path: str, identity: Mapping[str,
         if group.get("actionable") is True:
             kept, why = _keeper(group, files_by_path, decided)
             keepers[index] = (kept, why)
+            if not kept:  # held (issue 15), or not weighable: nothing of it is shown as changing
+                continue
             for member, expected in mapping(group.get("members")).items():
                 if member == kept:
                     at_name = relative(member, path).rsplit("/", 1)[-1] == expected
@@ -154,14 +166,18 @@ def resource_view(resource: Mapping[str, Any], path: str, identity: Mapping[str,
             members = []
             for member, expected in mapping(group.get("members")).items():
                 info = duplicate_files.get(member) or {}
+                reasons = [text(r) for r in sequence((files_by_path.get(member) or {}).get("reasons"))]
                 members.append({"name": relative(member, path), "expected": text(expected),
                                 "mtime": moment(info.get("mtimeNs")), "keep": member == kept,
-                                "tags": [text(t) for t in sequence(info.get("identifyingTags"))]})
+                                "tags": [text(t) for t in sequence(info.get("identifyingTags"))],
+                                "less": "LESS_DEIDENTIFIED" in reasons,
+                                "because": [text(k) for k in sequence(mapping(mapping(
+                                    group.get("deidentification")).get("because")).get(member))]})
             identical = group.get("identical")
             yield {"uid": text(group.get("sopInstanceUID")), "class_uid": text(group.get("sopClassUID")),
-                   "size": len(members), "members": members, "why": why,
+                   "size": len(members), "members": members, "why": why, "held": not kept and bool(why),
                    "identical": "identical" if identical is True else "contents differ" if identical is False
-                   else "not compared"}
+                   else "not compared", "deid": _deidentification_note(group, path)}
 
     def bad_rows() -> Iterator[dict[str, Any]]:
         for f in files:
@@ -195,6 +211,23 @@ def resource_view(resource: Mapping[str, Any], path: str, identity: Mapping[str,
         "nonactionable": nonactionable_table, "bad": budget.take(bad_rows()), "missing": budget.take(missing),
         "mitigation": mitigation_view,
     }
+
+
+def _deidentification_note(group: Mapping[str, Any], path: str) -> str:
+    """One line on how the copies of a differing group compare (issue 15): keywords, never values."""
+    verdict = mapping(group.get("deidentification"))
+    if not verdict:
+        return ""
+    if verdict.get("undecided") is True:
+        look = ", ".join(text(k) for k in sequence(verdict.get("lookAt")))
+        return f"De-identification undecided: each copy discloses something the other does not; look at {look}."
+    less = [relative(text(p), path) for p in sequence(verdict.get("lessDeidentified"))]
+    differing = ", ".join(text(k) for k in sequence(group.get("differingAttributes")))
+    differs = group.get("pixelDataDiffers")
+    pixels = "; pixel data differs" if differs is True else "; pixel data alike" if differs is False else ""
+    if less:
+        return f"Less de-identified (never kept): {', '.join(less)}. Differing attributes: {differing}{pixels}."
+    return f"Alike in de-identification. Differing attributes: {differing}{pixels}."
 
 
 def mitigation_view(mitigation: Mapping[str, Any], path: str, status: str, after: str, budget: RowBudget
