@@ -88,12 +88,13 @@ def _scans() -> tuple[ScanSpec, ...]:
     legacy = synth.series_instances(dataclasses.replace(study, transfer_syntax=ImplicitVRLittleEndian), 2, 8)
     scan2 = ScanSpec(scan_id="2", files=tuple(FileSpec(instance=i, name=Naming.LEGACY) for i in legacy))
     # Scan 3: sent twice across an upgrade; the merge matched by file name, so each instance is stored
-    # under its legacy and its XNAT name. The fourth was re-sent with a changed comment: bytes differ.
+    # under its legacy and its XNAT name. The fourth was re-sent with an operator's comment (ImageComments,
+    # which PS3.15 E.1-1 removes): bytes differ, and the newer copy discloses more, so the older one stays.
     dup = synth.series_instances(study, 3, 4)
     scan3 = ScanSpec(scan_id="3", files=(
         *(FileSpec(instance=i, name=Naming.LEGACY, copies=(CopySpec(name=Naming.XNAT),)) for i in dup[:3]),
         FileSpec(instance=dup[3], name=Naming.LEGACY,
-                 copies=(CopySpec(name=Naming.XNAT, kind=CopyKind.DIFFERENT),)),
+                 copies=(CopySpec(name=Naming.XNAT, kind=CopyKind.COMMENTED),)),
     ))
     # Scan 4: an upload that went wrong: a file cut short, operator notes, and client-supplied names.
     odd = synth.series_instances(study, 4, 3)

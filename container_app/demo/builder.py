@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
@@ -38,6 +38,7 @@ from container_app.demo.specs import (
     ScanSpec,
     SessionLayout,
     SessionSpec,
+    commented_copy,
     differing_copy,
 )
 
@@ -134,12 +135,19 @@ def _extra_content(extra: ExtraFile) -> tuple[bytes, set[Plant]]:
 _COPY_PLANTS_ON_ORIGINAL: dict[CopyKind, frozenset[Plant]] = {
     CopyKind.IDENTICAL: frozenset({Plant.DUPLICATE_IDENTICAL}),
     CopyKind.DIFFERENT: frozenset({Plant.DUPLICATE_DIFFERENT}),
+    CopyKind.COMMENTED: frozenset({Plant.DUPLICATE_DIFFERENT}),
     CopyKind.HARD_LINK: frozenset({Plant.DUPLICATE_IDENTICAL, Plant.HARD_LINK}),
     CopyKind.SYMLINK: frozenset(),  # the link is a bad file, so the original stays a single
 }
 _COPY_PLANTS_ON_COPY: dict[CopyKind, frozenset[Plant]] = {
     **_COPY_PLANTS_ON_ORIGINAL,
     CopyKind.SYMLINK: frozenset({Plant.SYMLINK}),
+    CopyKind.COMMENTED: frozenset({Plant.DUPLICATE_DIFFERENT, Plant.LESS_DEIDENTIFIED}),
+}
+#: How a copy of each kind differs from the original instance (the kinds not listed are the original's bytes).
+_COPY_SPECS: dict[CopyKind, Callable[[InstanceSpec], InstanceSpec]] = {
+    CopyKind.DIFFERENT: differing_copy,
+    CopyKind.COMMENTED: commented_copy,
 }
 
 
@@ -220,7 +228,8 @@ class _ResourceWriter:
         self.add(name, data, plants, spec=fs.instance, exists=fs.present, in_catalog=fs.in_catalog,
                  catalog=catalog, fmt="DICOM", catalog_uid=fs.catalog_uid, mtime=fs.mtime)
         for copy in fs.copies:
-            copy_spec = differing_copy(fs.instance) if copy.kind is CopyKind.DIFFERENT else fs.instance
+            differ = _COPY_SPECS.get(copy.kind)
+            copy_spec = differ(fs.instance) if differ is not None else fs.instance
             # Copies inherit the original's damage, so an identical copy really is byte-identical.
             copy_data = _damage(instance_bytes(copy_spec), fs)[0] if copy_spec is not fs.instance else data
             copy_name = _resolve_name(copy.name, copy_spec)

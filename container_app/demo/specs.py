@@ -34,6 +34,7 @@ class Plant(enum.StrEnum):
     CLIENT_NAME = "CLIENT_NAME"  # neither the XNAT name nor the legacy name
     DUPLICATE_IDENTICAL = "DUPLICATE_IDENTICAL"
     DUPLICATE_DIFFERENT = "DUPLICATE_DIFFERENT"
+    LESS_DEIDENTIFIED = "LESS_DEIDENTIFIED"  # a copy carrying an attribute that its twin does not (E.1-1)
     HARD_LINK = "HARD_LINK"
     SYMLINK = "SYMLINK"
     TRUNCATED_HEADER = "TRUNCATED_HEADER"
@@ -61,7 +62,8 @@ BAD_PLANTS = frozenset(
 
 class CopyKind(enum.StrEnum):
     IDENTICAL = "IDENTICAL"  # byte-identical copy
-    DIFFERENT = "DIFFERENT"  # same UIDs and naming values, a changed non-key element (ImageComments)
+    DIFFERENT = "DIFFERENT"  # same UIDs and naming values, a changed display element outside PS3.15 E.1-1
+    COMMENTED = "COMMENTED"  # DIFFERENT by an operator's ImageComments, which E.1-1 removes: it discloses more
     HARD_LINK = "HARD_LINK"
     SYMLINK = "SYMLINK"  # relative symlink to the original, inside the resource
 
@@ -163,7 +165,17 @@ def series_instances(base: InstanceSpec, scan_id: str | int, count: int, *, star
 
 
 def differing_copy(spec: InstanceSpec) -> InstanceSpec:
-    """The same instance with a changed element that no naming scheme reads: bytes differ, names do not."""
+    """The same instance re-sent with another display window: bytes differ, names and disclosure do not.
+
+    The window (0028,1050/1051) is read by no naming scheme and is not in PS3.15 table E.1-1, so the two
+    copies are equally de-identified and `--keep` decides between them.
+    """
+    return dataclasses.replace(spec, extra={**spec.extra, "WindowCenter": "2048", "WindowWidth": "4096"})
+
+
+def commented_copy(spec: InstanceSpec) -> InstanceSpec:
+    """The same instance re-sent with an operator's comment: it carries ImageComments, an attribute of PS3.15
+    table E.1-1 that its twin lacks, so it is the less de-identified copy (issue 15)."""
     return dataclasses.replace(spec, extra={**spec.extra, "ImageComments": "re-sent by the scanner"})
 
 

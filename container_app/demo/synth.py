@@ -73,6 +73,7 @@ from container_app.demo.specs import (
     ScanSpec,
     SessionLayout,
     SessionSpec,
+    commented_copy,
     differing_copy,
     series_instances,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "build_resource",
     "build_session",
     "catalog_xml",
+    "commented_copy",
     "dicomdir_bytes",
     "differing_copy",
     "enhanced_mr",

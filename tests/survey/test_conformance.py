@@ -138,6 +138,7 @@ def test_demo_archive_report_matches_its_manifest(tmp_path: Path, survey_lib: An
             assert finding["identifyingTags"] == ["PatientName"]
         if Plant.DUPLICATE_DIFFERENT in planted.plants:
             assert "DUPLICATE_DIFFERENT" in finding["reasons"]
+        assert ("LESS_DEIDENTIFIED" in finding["reasons"]) == (Plant.LESS_DEIDENTIFIED in planted.plants), planted
         if Plant.DUPLICATE_IDENTICAL in planted.plants:
             assert "DUPLICATE_IDENTICAL" in finding["reasons"]
 
