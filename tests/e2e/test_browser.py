@@ -144,3 +144,82 @@ def test_browser_shows_the_rollup(chromium: str, demo: tuple[Path, dict[str, Any
     assert shown["totalMismatchedFiles"] == report["totals"]["mismatchedFiles"]
     assert shown["totalDuplicates"] == report["totals"]["duplicates"]
     assert shown["totalBadFiles"] == report["totals"]["badFiles"]
+
+
+# --- pages that fit a 1280 px window, and the filter -------------------------------------------------
+
+MEASURE = ("<script>document.body.setAttribute('data-scroll-width', "
+           "String(document.documentElement.scrollWidth));</script>")
+
+
+def with_script(page: Path, script: str) -> Path:
+    """A copy of `page` beside it with `script` run after the page's own scripts (the DOM dump shows its effect)."""
+    probe = page.with_name(f"{page.stem}-probe-{len(list(page.parent.glob('*-probe-*')))}.html")
+    probe.write_text(page.read_text("utf-8").replace("</body>", script + "</body>"), "utf-8")
+    return probe
+
+
+def scroll_width(binary: str, page: Path, profile: Path) -> int:
+    completed = run_chromium(binary, with_script(page, MEASURE), profile, "--dump-dom",
+                             f"--window-size={WINDOW[0]},{WINDOW[1]}")
+    body = next(e for e in Dom(completed.stdout).root.find_all() if e.tag == "body")
+    return int(body.attrs["data-scroll-width"])
+
+
+@pytest.fixture(scope="module")
+def demo_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo's survey page, its dry run's and its mitigation's, a roll-up of it, and a 100,000-file survey."""
+    import json
+
+    from container_app.cli.main import main
+    from tests.helpers.reports import synthetic_report
+
+    out = tmp_path_factory.mktemp("pages")
+    survey = make_demo(out / "demo")
+    write_html_report(str(out / "demo"), survey)
+    for name, extra in (("dry-run", ["--dry-run"]), ("mitigation", [])):
+        assert main(["mitigate", str(out / "demo" / "archive"), "--report", str(out / "demo" / "survey-report.json"),
+                     "--output", str(out / name), "--log-format", "json", *extra]) in (0, 1)
+    paths = write_rollup(str(out / "rollup"), build_rollup([survey, json.loads(
+        (out / "mitigation" / "mitigation-report.json").read_text("utf-8"))]))
+    big = synthetic_report(100_000, name=lambda i: f"1.2.826.0.1.3680043.8.498.1849180772662373006178285037350875"
+                                                   f"1056-{i}-{i}-abcdefgh.MR.Brain_MRI.dcm")
+    write_html_report(str(out / "big"), big)
+    return {"survey": out / "demo" / "report.html", "dry-run": out / "dry-run" / "report.html",
+            "mitigation": out / "mitigation" / "report.html", "rollup": Path(paths["rollup.html"]),
+            "100000 files": out / "big" / "report.html"}
+
+
+@pytest.mark.parametrize("page", ["survey", "dry-run", "mitigation", "rollup", "100000 files"])
+def test_the_page_fits_a_1280_px_window(chromium: str, demo_pages: dict[str, Path], page: str,
+                                        tmp_path: Path) -> None:
+    assert scroll_width(chromium, demo_pages[page], tmp_path / "profile") <= WINDOW[0]
+
+
+FILTER = """<script>
+function choose(id, value) { var box = document.getElementById(id); box.value = value;
+  box.dispatchEvent(new Event("change")); }
+choose("filter-reason", "TRUNCATED");
+</script>"""
+
+
+def test_the_filter_shows_the_resources_and_files_with_a_reason(chromium: str, demo_pages: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    page = demo_pages["survey"]
+    before = Dom(run_chromium(chromium, page, tmp_path / "p1", "--dump-dom").stdout).root
+    form = before.find(id="filter")
+    assert "hidden" not in form.attrs  # the script shows the form it can serve
+    reasons = [o.text for o in before.find(id="filter-reason").find_all() if o.tag == "option"]
+    assert "TRUNCATED" in reasons and "NAME_MISMATCH" in reasons
+    after = Dom(run_chromium(chromium, with_script(page, FILTER), tmp_path / "p2", "--dump-dom").stdout).root
+    rows = [r for r in after.find(id="attention-resources").find_all(data_resource=None) if r.tag == "tr"]
+    visible = [r.attrs["data-resource"] for r in rows if "hidden" not in r.attrs]
+    assert visible == ["DEMO/arc001/DEMO_MR1/SCANS/4/DICOM"], visible  # the only scan with a truncated file
+    every = [r for r in after.find_all(data_resource=None) if r.tag == "tr"]  # both tables: 4 resources
+    assert after.find(id="filter-count").text.strip() == f"1 of {len(every)} resources shown"
+    assert all("hidden" in r.attrs for r in every if r.attrs["data-resource"] != visible[0])
+    section = next(e for e in after.find_all(data_resource=visible[0]) if e.tag == "details")
+    with_reasons = [tr for tr in section.find_all() if tr.tag == "tr" and list(tr.find_all(**{"class": "reason"}))]
+    shown = [tr for tr in with_reasons if "hidden" not in tr.attrs]
+    assert shown and all("TRUNCATED" in tr.text for tr in shown)
+    assert len(shown) < len(with_reasons)  # the section's other rows (NAME_MISMATCH) are hidden

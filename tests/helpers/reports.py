@@ -221,3 +221,14 @@ def render(out: Path, survey: dict[str, Any], mitigation: dict[str, Any] | None 
     assert path == os.path.join(str(out), HTML_REPORT)
     html = Path(path).read_text("utf-8")
     return html, Dom(html).root
+
+
+def without_page_script(html: str) -> str:
+    """The page with its own script taken out, after checking that it has exactly one, inline (no src=),
+    just before </body>: whatever `<script` is left came from the report's data and was not escaped."""
+    lowered = html.lower()
+    start, end = lowered.rfind("<script>"), lowered.rfind("</script>")
+    assert start != -1 and end > start, "the page's filter script is missing"
+    assert lowered[end:].replace("</script>", "", 1).strip().startswith("</body>")
+    rest = html[:start] + html[end + len("</script>"):]
+    return rest

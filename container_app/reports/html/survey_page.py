@@ -25,6 +25,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
+from container_app.reports.html.aftermath import (
+    Remainder,
+    dry_run_stats,
+    mitigation_stats,
+    uploaded_names_note,
+    what_is_left,
+)
 from container_app.reports.html.resource_section import RowBudget, Table, mitigation_view, resource_view
 from container_app.reports.html.templating import TOOL, environment
 from container_app.reports.html.view import (
@@ -256,6 +263,7 @@ class HtmlReportWriter:
         survey_status = worst_status(self.resource_statuses) if self.resource_statuses else "CONFORMING"
         overall, note = survey_status, "from the survey"
         mitigation = None
+        left: list[Remainder] = []
         if mitigation_report is not None or self.any_mitigation:
             report = mitigation_report or {}
             dry_run = bool(report.get("dryRun")) or text(report.get("reportType")) == "mitigation-plan"
@@ -264,20 +272,24 @@ class HtmlReportWriter:
             else:
                 overall = worst_status(self.after_statuses, survey_status)
                 note = f"after the mitigation; before it, the survey found {survey_status}"
+                left = what_is_left(totals, mapping(report.get("totals")))
+                if left:
+                    note += ". What is left, and what to do with it, is listed below"
             report_path = os.path.abspath(mitigation_report_path or os.path.join(self.out_dir, MITIGATION_REPORT))
             m_totals = self.mitigated_totals
             report_totals = mapping(report.get("totals"))
             statuses = sorted(self.mitigation_statuses.items())
             mitigation = {
                 "statuses": [{"status": k, "status_class": status_class(k), "n": n} for k, n in statuses],
-                "dry_run": dry_run, "backup_root": text(report.get("backupRoot")),
+                "dry_run": dry_run, "backup_root": text(report.get("backupRoot")), "left": left,
+                "names_note": uploaded_names_note(totals["identifyingNames"], text(report.get("executor"))),
                 "restore_command": None if dry_run else
                 f"xnat-resource-survey restore --report {shlex.quote(report_path)}",
                 "survey_report": text(report.get("surveyReport")),
                 "executor": text(report.get("executor")),
                 "server": {k: text(mapping(report.get("xnatServer")).get(k))
                            for k in ("host", "version", "way", "wayReason")},
-                "stats": _dry_run_stats(m_totals, report_totals) if dry_run else _mitigation_stats(
+                "stats": dry_run_stats(m_totals, report_totals) if dry_run else mitigation_stats(
                     self.mitigated_resources, m_totals, report_totals),
             }
         stats = [
@@ -364,33 +376,3 @@ def _mitigated_by_path(mitigation_report: Mapping[str, Any] | None) -> dict[str,
                 by_path[text(resource.get("path"))] = resource
     return by_path
 
-
-def _mitigation_stats(resources: int, m_totals: Counter[str], report_totals: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"key": "resources", "label": "resources mitigated", "value": resources, "alert": False},
-        {"key": "movedFiles", "label": "files moved (renamed)", "value": m_totals["totalMovedFiles"], "alert": False},
-        {"key": "removedFiles", "label": "files removed (backed up)", "value": m_totals["totalRemovedFiles"],
-         "alert": False},
-        {"key": "fileErrors", "label": "file errors", "value": m_totals["totalFileErrors"],
-         "alert": m_totals["totalFileErrors"] > 0},
-        *_left_alone(report_totals),
-    ]
-
-
-def _dry_run_stats(m_totals: Counter[str], report_totals: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A dry run's figures say what the run would do: nothing was moved, so "moved 0" would tell nothing."""
-    return [
-        {"key": "wouldMove", "label": "files that would move (renamed)", "value": m_totals["wouldMove"],
-         "alert": False},
-        {"key": "wouldRemove", "label": "files that would be removed (backed up first)",
-         "value": m_totals["wouldRemove"], "alert": False},
-        {"key": "wouldRetain", "label": "copies that would be kept", "value": m_totals["wouldRetain"],
-         "alert": False},
-        *_left_alone(report_totals),
-    ]
-
-
-def _left_alone(report_totals: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": key, "label": label, "value": count(report_totals[key]), "alert": count(report_totals[key]) > 0}
-            for key, label in (("conflicts", "conflicts (left alone)"), ("stale", "stale resources"),
-                               ("failed", "failed resources")) if key in report_totals]

@@ -90,3 +90,30 @@ def test_worst_status_orders_xnat_statuses() -> None:
     assert worst_status(["NONCOMPLIANT", "DIVERGENT", "CONFORMING"]) == "DIVERGENT"
     assert worst_status(["DIVERGENT", "ERROR"]) == "ERROR"
     assert worst_status([]) == "CONFORMING"
+
+
+def test_the_page_says_what_is_left_and_what_to_do(mitigated: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    """The demo keeps two bad files no mitigation can fix: the page says so instead of a bare DIVERGENT."""
+    out, survey, mitigation = mitigated
+    _, root = render(out, survey, mitigation)
+    assert root.find(id="overall-status").attrs["data-status"] == "DIVERGENT"
+    assert "What is left, and what to do with it, is listed below" in root.find(id="overview").text
+    left = {e.attrs["data-left"]: e for e in root.find(id="what-is-left").find_all(data_left=None)}
+    assert set(left) == {"badFiles"} and left["badFiles"].attrs["data-value"] == str(survey["totals"]["badFiles"])
+    assert "No mitigation renames or removes a bad file" in left["badFiles"].text
+
+
+def test_the_page_warns_that_uploaded_reports_keep_identifying_names(
+        mitigated: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    out, survey, mitigation = mitigated
+    _, root = render(out, survey, mitigation)
+    note = root.find(id="uploaded-names").text
+    assert f"{survey['totals']['identifyingNames']} of those names carry identifying values" in note
+    assert "RESOURCE_SURVEY" in note and "restore can no longer run from XNAT" in note
+
+
+def test_a_dry_run_lists_nothing_left(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    _out, survey = demo
+    dry = {"reportType": "mitigation", "dryRun": True, "totals": {"conflicts": 0}, "resources": []}
+    _, root = render(tmp_path, survey, dry)
+    assert not list(root.find_all(id="what-is-left")) and not list(root.find_all(id="uploaded-names"))

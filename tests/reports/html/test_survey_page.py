@@ -23,7 +23,7 @@ from container_app.reports.html.templating import environment
 from container_app.reports.schemas import validate
 from container_app.reports.survey import RenderedResource, resource_summary
 from tests.conftest import SurveyLib
-from tests.helpers.reports import expected_counts, page_counts, render, synthetic_report
+from tests.helpers.reports import expected_counts, page_counts, render, synthetic_report, without_page_script
 from tests.helpers.survey import STUDY
 
 
@@ -69,7 +69,7 @@ def test_demo_tables_show_what_would_change(demo: tuple[Path, dict[str, Any]], t
                 assert all(reason in bad_table.text for reason in bad["reasons"])
 
 
-def test_duplicate_preview_keeps_the_identical_copy_at_its_name_else_the_newest(
+def test_duplicate_preview_keeps_the_identical_copy_at_its_name_else_the_newest_more_deidentified(
         demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     _, report = demo
     _, root = render(tmp_path, report)
@@ -88,9 +88,12 @@ def test_duplicate_preview_keeps_the_identical_copy_at_its_name_else_the_newest(
         at_name = [m for m in members if m.rsplit("/", 1)[-1] == members[m]]
         if group["identical"] and at_name:
             previews.add(at_name[0].rsplit("/", 1)[-1])
-        else:
-            previews.add(max(members, key=lambda m: files[m]["mtimeNs"]).rsplit("/", 1)[-1])
+        else:  # the de-identification guard first (issue 15), then the newest
+            candidates = [m for m in members if "LESS_DEIDENTIFIED" not in files[m]["reasons"]]
+            previews.add(max(candidates, key=lambda m: files[m]["mtimeNs"]).rsplit("/", 1)[-1])
     assert kept_names == previews and len(previews) == len(resource["duplicateGroups"])
+    # the demo's commented re-send is newer and less de-identified: its older twin is the one kept
+    assert sum("LESS_DEIDENTIFIED" in f["reasons"] for f in files.values()) == 1
 
 
 def test_duplicate_preview_keeps_the_intact_copy_as_the_plan_does_when_the_newest_is_damaged(
@@ -140,7 +143,7 @@ def test_identifying_names_are_marked_with_the_tag_names_only(demo: tuple[Path, 
 def test_page_is_self_contained(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     _, report = demo
     html, root = render(tmp_path, report)
-    lowered = html.lower()
+    lowered = without_page_script(html).lower()  # the page's one script is inline, nothing is fetched
     assert "<script" not in lowered and "<link" not in lowered and "<iframe" not in lowered
     assert "@import" not in lowered and "url(" not in lowered and "@font-face" not in lowered
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", lowered)
