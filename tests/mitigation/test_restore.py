@@ -98,6 +98,11 @@ def test_an_xnat_resource_that_cannot_be_restored_does_not_stop_the_others(monke
     from container_app.mitigation.xnat.client import XnatClient
 
     class Client:
+        justification = None
+
+        def justify(self, justification: object) -> None:
+            self.justification = justification
+
         def close(self) -> None:
             pass
 

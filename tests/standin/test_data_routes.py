@@ -59,8 +59,11 @@ def test_upload_adds_a_plain_entry_and_delete_removes_it(site: Site) -> None:
     assert entry.get("UID") is None and entry.get("instanceNumber") is None
     assert entry.get("digest") == hashlib.md5(data).hexdigest()
     assert (site.resource_dir / name).read_bytes() == data
+    # The name is taken: as XNAT (FileList.handlePut), 200 with the duplicates and nothing written; never 409.
     again = requests.put(f"{site.files_url}/{name}?inbody=true", data=b"other", auth=AUTH, timeout=10)
-    assert again.status_code == 409
+    assert again.status_code == 200 and again.json() == {"duplicates": [name]}
+    assert again.headers["Content-Type"].startswith("text/html")
+    assert (site.resource_dir / name).read_bytes() == data
     over = requests.put(f"{site.files_url}/{name}?inbody=true&overwrite=true", data=b"other", auth=AUTH, timeout=10)
     assert over.status_code == 200
     assert (site.resource_dir / name).read_bytes() == b"other"

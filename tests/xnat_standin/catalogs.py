@@ -136,6 +136,36 @@ def rename_and_remove(path: Path, renames: Mapping[str, str], removals: frozense
     edit_entries(path, edit)
 
 
+#: The last release known to delete by prefix; none is known to have stopped (see `files_deleted_by`).
+PREFIX_DELETE_THROUGH = (1, 8, 10, 1)
+
+
+def deletes_by_prefix(version: str) -> bool:
+    """Whether the XNAT `version` deletes by prefix: every release through 1.8.10.1 does."""
+    parts = tuple(int(p) for p in re.findall(r"\d+", version.split("-")[0])[:4])
+    return not parts or parts <= PREFIX_DELETE_THROUGH
+
+
+def files_deleted_by(name: str, uris: list[str], *, by_prefix: bool) -> list[str]:
+    """The catalog entries (URIs) a DELETE of `.../files/{name}` removes, with their files.
+
+    As xnat-web's `CatalogUtils.findCatEntriesWithinPath` (through 1.8.10.1), which `FileList.handleDelete`
+    calls: `key.equals(path) || key.startsWith(path) || (regex != null && key.matches(regex))`, where a
+    path ending in `*` becomes the regex `path` with that `*` replaced by `.*`. `by_prefix` False plays a
+    hypothetical release that deletes the exact name only.
+    """
+    if not by_prefix:
+        return [u for u in uris if u == name]
+    pattern = None
+    if name.endswith("*"):
+        # Java's String.replaceAll("\\*$", ".*") then String.matches: the rest of the name is a Java regex too.
+        try:
+            pattern = re.compile(name[:-1] + ".*")
+        except re.error:
+            pattern = None
+    return [u for u in uris if u == name or u.startswith(name) or (pattern is not None and pattern.fullmatch(u))]
+
+
 def set_digests(path: Path, digests: Mapping[str, str]) -> None:
     def edit(attrs: dict[str, str], element: str) -> str:
         uri = attrs.get("URI")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import hashlib
+import json
 import os
 
 from tests.xnat_standin import auth, catalogs, project_routes
@@ -22,7 +23,15 @@ from tests.xnat_standin.archive import (
     now_text,
     resolve_inside,
 )
-from tests.xnat_standin.framing import Answer, Request, json_answer, normalise, result_set, text_answer
+from tests.xnat_standin.framing import (
+    Answer,
+    Request,
+    html_answer,
+    json_answer,
+    normalise,
+    result_set,
+    text_answer,
+)
 from tests.xnat_standin.state import StandInState
 
 
@@ -153,6 +162,7 @@ def _resource(state: StandInState, request: Request, session: Session, scan_id: 
             state.accounts.require(request, session.project, "edit")
             if ref.isdigit():
                 raise StandInError(400, "the stand-in creates resources by label, not by ID")
+            _require_justification(state, request)  # CatalogResource.handlePut -> insertCatalogWrap
             archive.create_resource(session, scan_id, ref, fmt=request.param("format"),
                                     content=request.param("content"))
             return text_answer(200, "")
@@ -179,6 +189,7 @@ def _resource(state: StandInState, request: Request, session: Session, scan_id: 
         return Answer(200, file.read_bytes(), "application/octet-stream")
     if method in ("PUT", "POST"):
         state.accounts.require(request, session.project, "edit")
+        _require_justification(state, request)  # FileList.handlePut -> buildOpenWorkflow
         try:
             resource = archive.find_resource(session, scan_id, ref)
         except StandInError:
@@ -190,14 +201,42 @@ def _resource(state: StandInState, request: Request, session: Session, scan_id: 
         state.accounts.require(request, session.project, "delete")
         resource = archive.find_resource(session, scan_id, ref)
         catalog = resource.catalog_path
-        if catalog is None or not any(e.uri == name for e in resource.entries()):
+        # FileList.handleDelete: every entry CatalogUtils.findCatEntriesWithinPath matches (by prefix through
+        # 1.8.10.1), 404 "No matched files" when none, then the workflow (so the justification) is checked,
+        # then the entries are dropped from the catalog and their files removed (`removeFiles` not false).
+        uris = [e.uri for e in resource.entries()] if catalog is not None else []
+        matched = catalogs.files_deleted_by(name, uris, by_prefix=catalogs.deletes_by_prefix(state.files_api_version))
+        if catalog is None or not matched:
             raise StandInError(404, f"the stand-in has no file {name!r} in that resource")
-        file = resolve_inside(resource.path, name)
-        if file.is_file():
-            file.unlink()
-        catalogs.rename_and_remove(catalog, {}, frozenset({name}))
+        _require_justification(state, request)  # WorkflowUtils.getOrCreateWorkflowData
+        for uri in matched:
+            file = resolve_inside(resource.path, uri)
+            if file.is_file() and (request.param("removeFiles") or "true").lower() != "false":
+                file.unlink()
+        catalogs.rename_and_remove(catalog, {}, frozenset(matched))
         return text_answer(200, "")
     raise StandInError(405, f"the stand-in does not serve {method} on files")
+
+
+def _require_justification(state: StandInState, request: Request) -> None:
+    """Refuse a change without a justification or event name, when the site requires them, as XNAT does.
+
+    XDAT's `PersistentWorkflowUtils.buildOpenWorkflow` throws JustificationAbsent ("Justification required.")
+    when `requireChangeJustification` (with `showChangeJustification`) is set and `event_reason` is blank, and
+    ActionNameAbsent ("Event name required.") when `requireEventName` is set and `event_action` is blank.
+    FileList.handlePut / handleDelete and CatalogResource.handlePut catch them as any Exception and answer 500
+    with the message as Restlet's status description. The catalog refresh never needs one: DefaultCatalogService.
+    _refreshCatalog writes its own reason ("Refreshed catalog for resource ...").
+    """
+    message = None
+    if state.require_justification and not (request.param("event_reason") or "").strip():
+        message = "Justification required."
+    elif state.require_event_name and not (request.param("event_action") or "").strip():
+        message = "Event name required."
+    if message is not None:
+        # Restlet puts the description in the status line and answers its own HTML status page.
+        page = f"<html><head><title>Status page</title></head><body><p>{message}</p></body></html>"
+        raise Answer(500, page.encode(), "text/html; charset=utf-8", reason=message)
 
 
 def _upload(request: Request, resource: Resource, name: str) -> Answer:
@@ -214,8 +253,11 @@ def _upload(request: Request, resource: Resource, name: str) -> Answer:
     target = resolve_inside(resource.path, name)
     entries = resource.entries()
     existing = next((e for e in entries if e.uri == name), None)
-    if (existing is not None or target.exists()) and not request.flag("overwrite"):
-        raise StandInError(409, f"File already exists: {name} (add overwrite=true to replace it)")
+    if target.exists() and not request.flag("overwrite"):
+        # CatalogUtils.storeCatalogEntry (xnat-web through 1.8.10.1): a name whose file exists on disk (in the
+        # catalog or not) is a duplicate and nothing is written; FileList.handlePut then answers 200 with
+        # {"duplicates": [...]} as text/html. XNAT never answers 409 here.
+        return html_answer(200, json.dumps({"duplicates": [name]}))
     target.parent.mkdir(parents=True, exist_ok=True)
     if request.flag("__standin_partial_upload"):
         target.write_bytes(data[: len(data) // 2])

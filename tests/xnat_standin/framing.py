@@ -52,9 +52,10 @@ class Answer(Exception):
     """Raised by handlers to answer right away."""
 
     def __init__(self, status: int, body: bytes = b"", content_type: str = "text/plain; charset=utf-8",
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, reason: str | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.reason = reason  # the status line's phrase, where XNAT (Restlet) puts a message of its own
         self.body = body
         self.content_type = content_type
         self.headers = dict(headers or {})
@@ -237,7 +238,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send(self, answer: Answer, request: Request, standin: StandInHooks) -> None:
-        self.send_response(answer.status)
+        self.send_response(answer.status, answer.reason)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
         for name, value in answer.headers.items():

@@ -43,6 +43,14 @@ class StandInState:
         self.cache_root = Path(cache_root) if cache_root is not None else Path(archive_root).parent / "standin-cache"
         self.surveys = SurveyService(self.archive, naming.parse_template(template), self.cache_root, mitigation_delay)
         self.shapes = Shapes(self.archive)
+        #: The files API's behaviour follows this version: through 1.8.10.1 (and, as no release is known to have
+        #: changed it, the default) a DELETE takes every file whose name starts with the name (catalogs.py).
+        #: A later version plays a hypothetical fixed XNAT that deletes the exact name only.
+        self.files_api_version = "1.8.10.1"
+        #: Site preferences `requireChangeJustification` (with `showChangeJustification`) and `requireEventName`:
+        #: changing calls without `event_reason` / `event_action` are refused as XNAT refuses them (data_routes.py).
+        self.require_justification = False
+        self.require_event_name = False
 
     @property
     def mitigation_delay(self) -> float:

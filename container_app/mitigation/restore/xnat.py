@@ -26,7 +26,8 @@ from container_app.mitigation.xnat.archive import BACKUP_RESOURCE, XnatArchive
 from container_app.mitigation.xnat.client import XnatClient, quote_segment
 from container_app.mitigation.xnat.errors import item_failure
 from container_app.mitigation.xnat.file_operations_way import put_verified
-from container_app.mitigation.xnat.mount import file_name, sha256_hex
+from container_app.mitigation.xnat.mount import sha256_hex
+from container_app.mitigation.xnat.rest_names import delete_refusal, within
 from container_app.support.time import iso, now_utc
 
 log = structlog.get_logger("xnat_resource_survey.restore_xnat")
@@ -44,6 +45,7 @@ class _Resource:
                              f"/experiments/{target['experimentId']}/scans/{target['scanId']}"
                              f"/resources/{target['resourceLabel']}")
         self.root = root
+        self.resource_path = str(resource["path"])
         self.listing = archive.files(self.url)
 
     def holds(self, name: str, sha: str) -> bool:
@@ -59,8 +61,10 @@ class _Resource:
         path = action["path"]
         if action["outcome"] != "DONE" or action["action"] == "RETAIN":
             return FileRestore(path, RestoreOutcome.NOT_CHANGED)
-        sha, original = action["sha256"], file_name(path)
-        renamed = file_name(action["newPath"]) if action["action"] == "RENAME" and action.get("newPath") else None
+        # Names inside the resource (a file in a subfolder is `secondary/x.dcm`), as XNAT's files API names them.
+        sha, original = action["sha256"], within(self.resource_path, path)
+        renamed = (within(self.resource_path, action["newPath"]) if action["action"] == "RENAME"
+                   and action.get("newPath") else None)
         if original in self.listing:
             if not self.holds(original, sha):
                 return FileRestore(path, RestoreOutcome.REFUSED, "a different file now has this name; never "
@@ -79,7 +83,7 @@ class _Resource:
                          replace_any=False, stray_path=self.mount_path(path))
         except FileProblem as exc:
             return FileRestore(path, RestoreOutcome.REFUSED, str(exc))
-        self.listing[original] = {"Name": original}
+        self.listing = self.archive.files(self.url)  # as it stands after the upload: the delete below is checked on it
         note = self._drop_renamed_copy(renamed, sha)
         return FileRestore(path, RestoreOutcome.RESTORED, note)
 
@@ -87,7 +91,10 @@ class _Resource:
         if renamed is None or renamed not in self.listing:
             return None
         if not self.holds(renamed, sha):
-            return f"{renamed} no longer holds this file's bytes and was left in place"
+            return "the renamed copy no longer holds this file's bytes and was left in place"
+        refusal = delete_refusal(renamed, self.listing)
+        if refusal is not None:  # XNAT would delete other files with it (rest_names): the copy stays, they stay
+            return f"the renamed copy was left in place: {refusal}"
         self.archive.delete_file(self.url, renamed)
         self.listing.pop(renamed, None)
         return None
@@ -135,6 +142,7 @@ def restore_xnat_report(report: Mapping[str, Any]) -> dict[str, Any]:
     client = XnatClient.connect(host=os.environ.get("XNAT_HOST") or server.get("host"))
     try:
         archive = XnatArchive(client)
+        archive.justify(str(report["runId"]), "restore")
         resources = []
         for resource in report["resources"]:
             error = None

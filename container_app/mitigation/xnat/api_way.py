@@ -1,4 +1,4 @@
-"""XNAT's own survey and mitigation API (XNAT 1.8.8+), the `api` way: a protocol of its own.
+"""XNAT's own survey and mitigation API (XNAT 1.8.7+), the `api` way: a protocol of its own.
 
 Per resource: ask XNAT to survey it, compare XNAT's report with ours (mismatched files and duplicate
 groups, by file name; a different naming template or a disagreement refuses), queue XNAT's
@@ -8,6 +8,10 @@ the file-system executor and the file-operations way: its journal steps are
 `JournalStep.XNAT_SURVEY` and `JournalStep.XNAT_MITIGATION` (start, queued or adopted, done). A
 relaunch adopts what XNAT already holds: a mitigation queued is waited for, an open survey that
 agrees with ours is used.
+
+XNAT's survey takes scan resources whose *format* is DICOM, whatever their label; any other answers 404
+(`ResourceSurveyServiceImpl.queueResourceSurvey`, oncai/xnat 1.8.7+). A resource whose format XNAT's
+listing gives as something else is not sent; a 404 is explained as that.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from container_app.core.vocabulary import JournalPhase, JournalStep, ResourceSta
 from container_app.mitigation.xnat.context import WayContext
 from container_app.mitigation.xnat.errors import (
     XnatConflictError,
+    XnatNotFoundError,
     XnatRequestError,
     XnatServerError,
     XnatUnavailableError,
@@ -30,7 +35,7 @@ from container_app.mitigation.xnat.errors import (
 from container_app.mitigation.xnat.mount import catalog_flags, mount_staleness
 from container_app.mitigation.xnat.results import XnatResourceResult, status_after, untouched_result
 from container_app.mitigation.xnat.server_reports import actions_from_xnat, compare_surveys
-from container_app.mitigation.xnat.target import XnatTarget
+from container_app.mitigation.xnat.target import DICOM_FORMAT, XnatTarget
 
 log = structlog.get_logger("xnat_resource_survey.xnat_executor")
 
@@ -40,12 +45,21 @@ SURVEY_DONE = frozenset({"DIVERGENT", "CONFORMING", "NONCOMPLIANT"})
 MITIGATION_DONE = frozenset({"CONFORMING", "NONCOMPLIANT"})
 
 
+def not_dicom_reason(target: XnatTarget) -> str:
+    """Why XNAT's survey API does not take this resource, in words an admin can act on."""
+    shown = repr(target.format) if target.format else "no format"
+    return (f"XNAT's survey and mitigation API takes only scan resources whose format is {DICOM_FORMAT}, and XNAT "
+            f"lists this resource ({target.label!r} on scan {target.scan}) with {shown}: XNAT does not survey it. "
+            f"Nothing was changed. If its files are DICOM, set the resource's format to {DICOM_FORMAT} in XNAT "
+            "and run again")
+
+
 def _is_open(request: Mapping[str, Any], status: str) -> bool:
     return str(request.get("rsnStatus", "")).upper() == status and not request.get("closingDate")
 
 
 class XnatApiExecutor:
-    """XNAT's own survey and mitigation (XNAT 1.8.8+): catalog entries are renamed in place."""
+    """XNAT's own survey and mitigation (XNAT 1.8.7+): catalog entries are renamed in place."""
 
     def __init__(self, context: WayContext) -> None:
         self.c = context
@@ -58,6 +72,8 @@ class XnatApiExecutor:
                                     **common)
         rid = target.resource_id
         resource = plan.resource_path
+        if target.is_dicom_format is False:
+            return untouched_result(plan, ResourceStatus.FAILED, not_dicom_reason(target), **common)
         latest = c.archive.latest_request(rid)
         if latest is not None and str(latest.get("rsnStatus", "")).upper() in MITIGATION_WORKING:
             # Queued by an earlier run (or someone else): wait for it, report what XNAT did.
@@ -88,7 +104,14 @@ class XnatApiExecutor:
         if comparison is None:
             started_ms = int(time.time() * 1000)
             c.journal.append(JournalStep.XNAT_SURVEY, JournalPhase.START, resource=resource, resourceId=rid)
-            request_id = self._start_survey(rid, latest, started_ms)
+            try:
+                request_id = self._start_survey(rid, latest, started_ms)
+            except XnatNotFoundError:
+                # XNAT makes survey requests for DICOM-format resources only; its listing did not give the format.
+                reason = (f"XNAT's survey API answered 404 for resource {rid}: it takes only scan resources whose "
+                          f"format is {DICOM_FORMAT} (XNAT's resource listing did not give this one's format), or "
+                          "the resource is gone. Nothing was changed; check the resource's format in XNAT")
+                return untouched_result(plan, ResourceStatus.FAILED, reason, **common)
             c.journal.append(JournalStep.XNAT_SURVEY, JournalPhase.QUEUED, resource=resource, requestId=request_id)
             c.journal.commit()
             status = self._wait(request_id, SURVEY_WORKING)

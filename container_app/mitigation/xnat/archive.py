@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from typing import Any
 
 import structlog
 
-from container_app.mitigation.xnat.client import XnatClient, quote_segment
+from container_app.mitigation.xnat.client import XnatClient, quote_path, quote_segment
 from container_app.mitigation.xnat.errors import XnatConflictError, XnatNotFoundError, XnatServerError, item_failure
+from container_app.mitigation.xnat.justification import Justification
 
 log = structlog.get_logger("xnat_resource_survey.xnat_executor")
 
 #: The session resource the file-operations way backs originals up to (named by sha256, never by file name).
 BACKUP_RESOURCE = "RESOURCE_SURVEY_BACKUP"
 BACKUP_FORMAT = "BACKUP"
+
+
+class Upload(enum.Enum):
+    """What became of an upload."""
+
+    WRITTEN = "WRITTEN"
+    #: XNAT found the name taken and wrote nothing: without `overwrite=true`, `FileList.handlePut` (xnat-web
+    #: through 1.8.10.1) answers 200 with `{"duplicates": [...]}` for every name `CatalogUtils.storeCatalogEntry`
+    #: found already on disk (whether in the catalog or not); it never answers 409.
+    NAME_TAKEN = "NAME_TAKEN"
+
+
+def upload_outcome(status: int, text: str) -> Upload:
+    """Read a successful upload's answer (XNAT sends the duplicates JSON as text/html)."""
+    if status == 409:  # not XNAT's way, but a proxy or another server may say it so
+        return Upload.NAME_TAKEN
+    text = text.strip()
+    if not text.startswith("{"):
+        return Upload.WRITTEN
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return Upload.WRITTEN
+    duplicates = document.get("duplicates") if isinstance(document, dict) else None
+    return Upload.NAME_TAKEN if isinstance(duplicates, list) and duplicates else Upload.WRITTEN
 
 
 def _result_rows(document: Any) -> list[dict[str, Any]]:
@@ -40,9 +67,18 @@ def _status_text(response_text: str) -> str:
 class XnatArchive:
     """The REST calls the executors make, with XNAT's paths and JSON shapes in one place."""
 
-    def __init__(self, client: XnatClient) -> None:
+    def __init__(self, client: XnatClient, run_id: str | None = None) -> None:
         self.client = client
         self._labels: dict[str, dict[str, str]] = {}
+        if client.justification is None:
+            # Until a run names itself (justify), changes still carry a reason: a site may require one.
+            client.justify(Justification.for_run(run_id) if run_id else Justification(
+                "xnat-resource-survey: misnamed and duplicated DICOM files", "xnat-resource-survey",
+                "xnat-resource-survey"))
+
+    def justify(self, run_id: str, what: str = "mitigation") -> None:
+        """Every later change carries this run's justification (`event_comment` names the run)."""
+        self.client.justify(Justification.for_run(run_id, what))
 
     # objects
     def experiment(self, experiment_id: str) -> dict[str, str]:
@@ -74,11 +110,12 @@ class XnatArchive:
         return {str(r["Name"]): r for r in rows if r.get("Name")}
 
     def download(self, resource_url: str, name: str) -> bytes:
-        return self.client.get_bytes(f"{resource_url}/files/{quote_segment(name)}", what="a file download")
+        return self.client.get_bytes(f"{resource_url}/files/{quote_path(name)}", what="a file download")
 
     def upload(self, resource_url: str, name: str, data: bytes, *, overwrite: bool = False,
-               file_format: str | None = None, content: str | None = None) -> int:
-        """PUT a file; returns the status (409 only when an earlier, retried attempt may have written it)."""
+               file_format: str | None = None, content: str | None = None) -> Upload:
+        """PUT a file: WRITTEN, or NAME_TAKEN when XNAT wrote nothing because the name exists (perhaps
+        written by an earlier attempt of this same call, retried after its answer was lost)."""
         query = {"inbody": "true"}
         if overwrite:
             query["overwrite"] = "true"
@@ -86,12 +123,12 @@ class XnatArchive:
             query["format"] = file_format
         if content:
             query["content"] = content
-        response = self.client.request("PUT", f"{resource_url}/files/{quote_segment(name)}", query=query, data=data,
+        response = self.client.request("PUT", f"{resource_url}/files/{quote_path(name)}", query=query, data=data,
                                        accept=(200, 201), accept_on_retry=(409,), retry=True, what="a file upload")
-        return response.status_code
+        return upload_outcome(response.status_code, response.text)
 
     def delete_file(self, resource_url: str, name: str) -> None:
-        self.client.request("DELETE", f"{resource_url}/files/{quote_segment(name)}", accept=(200, 204),
+        self.client.request("DELETE", f"{resource_url}/files/{quote_path(name)}", accept=(200, 204),
                             accept_on_retry=(404,), retry=True, what="a file deletion")
 
     def ensure_resource(self, resource_url: str, file_format: str, content: str) -> None:
@@ -146,6 +183,7 @@ class XnatArchive:
         return document
 
     def start_mitigation(self, request_id: int, run_id: str) -> int:
+        self.justify(run_id)
         response = self.client.request(
             "POST", f"/xapi/resources/mitigate/request/{request_id}", accept=(200, 201), retry=False,
             query={"reason": "xnat-resource-survey", "comment": f"run {run_id}"}, what="queueing XNAT's mitigation")

@@ -25,12 +25,15 @@ import structlog
 from container_app.core.errors import XnatError
 from container_app.mitigation.xnat.errors import (
     XnatConflictError,
+    XnatJustificationError,
     XnatNotFoundError,
     XnatPermissionError,
     XnatRequestError,
     XnatServerError,
     XnatUnavailableError,
 )
+from container_app.mitigation.xnat.justification import JUSTIFICATION_WORDS, Justification
+from container_app.mitigation.xnat.redact import Redactor
 
 log = structlog.get_logger("xnat_resource_survey.xnat")
 
@@ -68,26 +71,6 @@ class RetryPolicy:
         return cls(attempts=max(attempts, 1), backoff_s=max(backoff, 0.0), max_backoff_s=policy.max_backoff_s)
 
 
-class Redactor:
-    """Removes secrets from any text before it reaches a log, a report or an exception."""
-
-    def __init__(self, secrets: Collection[str | None]) -> None:
-        # Longest first, so a secret containing another is removed whole.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
-
-    def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 3 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-            encoded = quote(secret, safe="")
-            if encoded != secret:
-                text = text.replace(encoded, "***")
-        return re.sub(r"(JSESSIONID=)[^;\s&]+", r"\1***", text)
-
-
 def public_url(url: str) -> str:
     """A URL without any user:password@ part."""
     parts = urlsplit(url)
@@ -104,6 +87,15 @@ def display_path(path: str) -> str:
 def quote_segment(value: str) -> str:
     """One path segment, percent-encoded (file names may hold anything)."""
     return quote(value, safe="")
+
+
+def quote_path(name: str) -> str:
+    """A name inside a resource (`secondary/x.dcm`) as URL path segments: each percent-encoded, joined by '/'.
+
+    Not one segment with %2F: Tomcat refuses encoded slashes in paths unless told otherwise, and XNAT's
+    FileList takes the rest of the path after `files/` as the file's path in the resource.
+    """
+    return "/".join(quote_segment(part) for part in name.split("/"))
 
 
 def is_alias_token(user: str | None) -> bool:
@@ -134,10 +126,15 @@ class XnatClient:
         self._relogin = relogin
         self._sleep = sleep
         self._version: str | None = None
+        self.justification: Justification | None = None
         session.skip_response_check = True  # statuses are judged here, with messages of our own
 
     def __repr__(self) -> str:
         return f"XnatClient({self.host!r})"
+
+    def justify(self, justification: Justification) -> None:
+        """Send `justification` on every later call that changes something (any method but GET)."""
+        self.justification = justification
 
     # --- connecting --------------------------------------------------------------------------------
 
@@ -246,6 +243,8 @@ class XnatClient:
         if self._session is None:
             raise XnatUnavailableError("the XNAT connection is closed", method=method, path=display_path(path))
         retry = (method == "GET") if retry is None else retry
+        if method != "GET" and self.justification is not None:
+            query = {**self.justification.query(), **(query or {})}
         shown = display_path(path)
         what = what or f"{method} {shown}"
         delays = iter(self.retry.delays()) if retry else iter(())
@@ -269,7 +268,7 @@ class XnatClient:
                     self._relogin()
                     continue
                 error = self._status_error(method, shown, what, response)
-                if status not in RETRYABLE_STATUS:
+                if status not in RETRYABLE_STATUS or isinstance(error, XnatJustificationError):
                     raise error
             delay = next(delays, None)
             if delay is None:
@@ -300,6 +299,16 @@ class XnatClient:
         status = response.status_code
         detail = self._detail(response)
         where = f"{what} ({method} {shown})" if what != f"{method} {shown}" else what
+        said = f"{getattr(response, 'reason', '') or ''} {detail}"
+        if method != "GET" and status in (400, 403, 500) and JUSTIFICATION_WORDS.search(said):
+            # FileList and CatalogResource answer 500 (their catch of Exception), other handlers 403 or 400:
+            # in every case it is the site's or project's rule, not a failure of XNAT nor a missing right.
+            sent = "although this run sent one" if self.justification is not None else "and none was sent"
+            return XnatJustificationError(
+                f"XNAT refused {where} because this site or project requires a justification (a reason and an "
+                f"action name) for every change, {sent} ({status}{detail}). Nothing was changed by this call; "
+                "an XNAT administrator can check the site's 'Require change justification' setting",
+                status=status, method=method, path=shown)
         if status == 401:
             return XnatPermissionError(
                 f"XNAT at {self.host} refused the credentials (401) for {where}: the token is wrong or has expired. "

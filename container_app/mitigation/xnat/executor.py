@@ -2,7 +2,7 @@
 
 Two ways, chosen per server by probing what it offers:
 
-- `api` (`api_way`): XNAT 1.8.8+ has its own survey and mitigation API; XNAT renames catalog entries
+- `api` (`api_way`): XNAT 1.8.7+ has its own survey and mitigation API; XNAT renames catalog entries
   in place and they stay `cat:dcmEntry`.
 - `file-operations` (`file_operations_way`, only with `--rest-file-operations=allow`, on servers
   without that API): verified backups in the session resource `RESOURCE_SURVEY_BACKUP` first, then
@@ -36,13 +36,17 @@ from container_app.mitigation.xnat.client import XnatClient, version_tuple
 from container_app.mitigation.xnat.context import WayContext
 from container_app.mitigation.xnat.errors import item_failure
 from container_app.mitigation.xnat.file_operations_way import XnatFileOpsExecutor
+from container_app.mitigation.xnat.mount import listing_verdict
 from container_app.mitigation.xnat.results import XnatResourceResult, untouched_result
 from container_app.mitigation.xnat.target import TargetResolver
+from container_app.support.shared_data import is_shared_data_tree
 
 log = structlog.get_logger("xnat_resource_survey.xnat_executor")
 
-#: The first XNAT version with its own resource survey and mitigation API.
-API_SINCE = (1, 8, 8)
+#: The first XNAT version with its own resource survey and mitigation API (NRG's REST tests of it,
+#: TestFileMitigation, are marked "added in 1.8.7"; ResourceSurveyApi is in xnat-web 1.8.7).
+API_SINCE = (1, 8, 7)
+API_SINCE_TEXT = ".".join(map(str, API_SINCE))
 
 
 @dataclass
@@ -114,7 +118,7 @@ class XnatExecutor:
                             keep=self.request.keep.value)
         elif self.request.rest_file_operations is RestFileOperations.ALLOW:
             self.way = XnatWay.FILE_OPERATIONS
-            self.way_reason = (f"{shown} has no resource mitigation API (XNAT 1.8.8 or later has it) and "
+            self.way_reason = (f"{shown} has no resource mitigation API (XNAT {API_SINCE_TEXT} or later has it) and "
                                "--rest-file-operations=allow: files are backed up to the session resource "
                                f"{BACKUP_RESOURCE}, then renamed by upload-then-delete; the catalog entries of "
                                "renamed files become plain cat:entry (no UID or instanceNumber)")
@@ -123,7 +127,7 @@ class XnatExecutor:
             older = (" (it reports version " + version + ")") if version and version_tuple(version) < API_SINCE else ""
             self.way_reason = (f"{shown} has no resource survey and mitigation API{older} and REST file operations "
                                "are refused (--rest-file-operations=refuse, the default): nothing was changed. "
-                               "Upgrade XNAT to 1.8.8 or later to use XNAT's own mitigation, or rerun with "
+                               f"Upgrade XNAT to {API_SINCE_TEXT} or later to use XNAT's own mitigation, or rerun with "
                                "--rest-file-operations=allow, knowing that renamed files then get plain cat:entry "
                                "catalog entries (no UID or instanceNumber), which XNAT's survey and snapshots ignore")
             log.error("mitigation refused", reason=self.way_reason)
@@ -136,29 +140,60 @@ class XnatExecutor:
                 "wayReason": self.way_reason}
 
     def confirm(self, results: Sequence[ResourceResult], survey: Surveyor, output: str) -> list[ResourceResult]:
-        """Survey the mount again (a read-only, live view of the archive) and record what it finds now."""
+        """Record what the archive holds now: a re-survey of the mount (a read-only, live view of the archive),
+        or, where the mount is not a live view (the Container Service's tree of a project's shared data,
+        support.shared_data), XNAT's own file listing of each changed resource."""
         changed = [r for r in results if isinstance(r, XnatResourceResult) and r.way is not None
                    and r.status in (ResourceStatus.MITIGATED, ResourceStatus.PARTIAL)]
         if not changed:
             return list(results)
+        snapshot = is_shared_data_tree(self.root)
+        by_listing = [r for r in changed if snapshot or (r.target is not None and r.target.shared_into)]
+        confirmed = {id(r): self._confirm_by_listing(r, snapshot) for r in by_listing}
+        if len(by_listing) < len(changed):
+            resurveyed = self._confirm_by_resurvey([r for r in changed if id(r) not in confirmed], survey, output)
+            confirmed.update(resurveyed)
+        return [confirmed.get(id(r), r) for r in results]
+
+    def _confirm_by_listing(self, result: XnatResourceResult, snapshot: bool) -> XnatResourceResult:
+        assert self._context is not None and result.target is not None
+        why = ("the mount is the Container Service's snapshot of a project's shared data" if snapshot else
+               f"the session is shared into project {result.target.shared_into}, so the mount is a snapshot")
+        with item_failure() as failure:
+            listed = set(self._context.archive.files(result.target.url))
+        if failure.error is not None:
+            log.warning("XNAT's listing after mitigation could not be read", resource=result.plan.resource_path,
+                        error=str(failure.error))
+            return result
+        verdict = listing_verdict(result, listed)
+        update: dict[str, Any] = {"resurvey_status": result.request_status if verdict is None else "DIVERGENT"}
+        if verdict is None:
+            if result.status is ResourceStatus.MITIGATED and result.reason is None:
+                update["reason"] = f"confirmed through XNAT's file listing ({why}, not a live view)"
+        elif result.status is ResourceStatus.MITIGATED:
+            update["status"] = ResourceStatus.PARTIAL
+            update["reason"] = f"XNAT's file listing after mitigation {verdict} ({why})"
+        log.info("confirmed through XNAT's listing", resource=result.plan.resource_path, agrees=verdict is None)
+        return dataclasses.replace(result, **update)
+
+    def _confirm_by_resurvey(self, changed: Sequence[XnatResourceResult], survey: Surveyor,
+                             output: str) -> dict[int, XnatResourceResult]:
         try:
             report_path = survey(output)
             with open(report_path, encoding="utf-8") as handle:
                 report = json.load(handle)
         except Exception as exc:  # a failed re-survey must not hide what was done
             log.warning("re-survey after mitigation failed", error=str(exc))
-            return list(results)
+            return {}
         statuses = {r["path"]: r["requestStatus"] for r in report.get("resources", [])}
-        confirmed: list[ResourceResult] = []
-        for result in results:
-            if result in changed and isinstance(result, XnatResourceResult):
-                status = statuses.get(result.plan.resource_path, "RESOURCE_DELETED")
-                update: dict[str, Any] = {"resurvey_status": status}
-                if status not in ("CONFORMING", "NONCOMPLIANT") and result.status is ResourceStatus.MITIGATED:
-                    update["status"] = ResourceStatus.PARTIAL
-                    update["reason"] = f"the re-survey of the mount after mitigation finds the resource {status}"
-                result = dataclasses.replace(result, **update)
-            confirmed.append(result)
+        confirmed: dict[int, XnatResourceResult] = {}
+        for result in changed:
+            status = statuses.get(result.plan.resource_path, "RESOURCE_DELETED")
+            update: dict[str, Any] = {"resurvey_status": status}
+            if status not in ("CONFORMING", "NONCOMPLIANT") and result.status is ResourceStatus.MITIGATED:
+                update["status"] = ResourceStatus.PARTIAL
+                update["reason"] = f"the re-survey of the mount after mitigation finds the resource {status}"
+            confirmed[id(result)] = dataclasses.replace(result, **update)
         log.info("re-survey after mitigation", report=report_path,
                  conforming=sum(1 for s in statuses.values() if s == "CONFORMING"), resources=len(statuses))
         return confirmed

@@ -24,13 +24,12 @@ from container_app.core.errors import FileProblem
 from container_app.core.outcomes import CatalogResult
 from container_app.core.plan import Action, FileState, ResourcePlan
 from container_app.core.vocabulary import ActionKind, JournalPhase, JournalStep, Outcome, ResourceStatus, Step, XnatWay
-from container_app.mitigation.xnat.archive import BACKUP_FORMAT, BACKUP_RESOURCE, XnatArchive
+from container_app.mitigation.xnat.archive import BACKUP_FORMAT, BACKUP_RESOURCE, Upload, XnatArchive
 from container_app.mitigation.xnat.context import WayContext
 from container_app.mitigation.xnat.errors import XnatConflictError, XnatNotFoundError, item_failure
 from container_app.mitigation.xnat.mount import (
     catalog_flags,
     catalog_sha256,
-    file_name,
     mount_catalog,
     mount_staleness,
     read_mount_file,
@@ -38,6 +37,7 @@ from container_app.mitigation.xnat.mount import (
     resource_folder,
     sha256_hex,
 )
+from container_app.mitigation.xnat.rest_names import delete_refusal, in_plan
 from container_app.mitigation.xnat.results import (
     XnatActionResult,
     XnatResourceResult,
@@ -63,6 +63,7 @@ class XnatFileOpsExecutor:
 
     def __init__(self, context: WayContext) -> None:
         self.c = context
+        context.archive.justify(context.run_id)  # every upload, delete and refresh names this run
         self._verified: set[tuple[str, str]] = set()  # (session, backup name) read back this run
 
     def execute(self, plan: ResourcePlan, target: XnatTarget, why: str) -> XnatResourceResult:
@@ -124,34 +125,35 @@ class XnatFileOpsExecutor:
                 c.journal.append(JournalStep.MANIFEST, JournalPhase.DONE, resource=resource, manifest=manifest_name)
                 c.journal.commit()
 
-        # 3. Renames and removals, in the plan's order (a name is freed before it is taken).
-        replaceable = frozenset(file_name(plan.actions[i].source.path) for i in verified
+        # 3. Renames and removals, in the plan's order (a name is freed before it is taken). XNAT deletes by name
+        # prefix (rest_names): an action whose delete would take another listed file waits until no such file is
+        # listed (it may be one this run removes), and is refused, per file, when none of the others can change that.
+        replaceable = frozenset(in_plan(plan, plan.actions[i].source.path) for i in verified
                                 if plan.actions[i].kind is ActionKind.REMOVE)
-        for index, action in enumerate(plan.actions):
-            if index not in verified:
-                continue
-            backup = verified[index]
-            backup_path = f"{target.backup_url}/files/{backup.name}"
-            removal = action.kind is ActionKind.REMOVE
-            step = Step.DELETE if removal else Step.MOVE
-            journal_step = JournalStep.DELETE if removal else JournalStep.MOVE
-            c.journal.append(journal_step, JournalPhase.START, resource=resource, path=action.source.path,
-                             target=action.target)
-            with item_failure(FileProblem) as failure:
-                if removal:
-                    self._remove(plan, target, action, listing)
-                else:
-                    self._rename(plan, target, action, listing, replaceable)
-            if failure.error is not None:
-                results[index] = XnatActionResult(action, Outcome.FAILED, backup_path, str(failure.error), step,
-                                                  backup_name=backup.name)
-                c.journal.append(journal_step, JournalPhase.FAILED, resource=resource, path=action.source.path,
-                                 error=str(failure.error))
-                continue
-            results[index] = XnatActionResult(action, Outcome.DONE, backup_path, backup_name=backup.name,
-                                              catalog_entry_downgraded=action.kind is ActionKind.RENAME)
-            c.journal.append(journal_step, JournalPhase.DONE, resource=resource, path=action.source.path,
-                             target=action.target)
+        pending = [index for index in range(len(plan.actions)) if index in verified]
+        while pending:
+            waiting: list[int] = []
+            for index in pending:
+                action = plan.actions[index]
+                held = {in_plan(plan, plan.actions[i].source.path) for i in waiting}
+                takes_held = action.target is not None and in_plan(plan, action.target) in held
+                if takes_held or self._delete_blocked(plan, action, listing) is not None:
+                    waiting.append(index)  # a rename waits for the file under its new name to go first
+                    continue
+                results[index] = self._apply(plan, target, plan.actions[index], verified[index], listing, replaceable)
+            if len(waiting) == len(pending):
+                for index in waiting:
+                    action = plan.actions[index]
+                    refusal = self._delete_blocked(plan, action, listing) or (
+                        "its new name is held by a file that could not be deleted (XNAT deletes by name prefix): "
+                        "left as it is")
+                    results[index] = XnatActionResult(action, Outcome.FAILED, None, refusal,
+                                                      Step.DELETE if action.kind is ActionKind.REMOVE else Step.MOVE,
+                                                      backup_name=verified[index].name)
+                    c.journal.append(JournalStep.DELETE if action.kind is ActionKind.REMOVE else JournalStep.MOVE,
+                                     JournalPhase.FAILED, resource=resource, path=action.source.path, error=refusal)
+                break
+            pending = waiting
         c.journal.commit()
 
         # 4. XNAT recomputes the resource's statistics; then see what became of the catalog entries.
@@ -178,6 +180,58 @@ class XnatFileOpsExecutor:
                                   catalog_entries=counts, manifest=manifest_name, **common)
 
     # --- the steps ------------------------------------------------------------------------------
+
+    def _apply(self, plan: ResourcePlan, target: XnatTarget, action: Action, backup: _Backup,
+               listing: dict[str, Any], replaceable: frozenset[str]) -> XnatActionResult:
+        c = self.c
+        resource = plan.resource_path
+        backup_path = f"{target.backup_url}/files/{backup.name}"
+        removal = action.kind is ActionKind.REMOVE
+        step = Step.DELETE if removal else Step.MOVE
+        journal_step = JournalStep.DELETE if removal else JournalStep.MOVE
+        c.journal.append(journal_step, JournalPhase.START, resource=resource, path=action.source.path,
+                         target=action.target)
+        with item_failure(FileProblem) as failure:
+            if removal:
+                self._remove(plan, target, action, listing)
+            else:
+                self._rename(plan, target, action, listing, replaceable)
+        if failure.error is not None:
+            c.journal.append(journal_step, JournalPhase.FAILED, resource=resource, path=action.source.path,
+                             error=str(failure.error))
+            return XnatActionResult(action, Outcome.FAILED, backup_path, str(failure.error), step,
+                                    backup_name=backup.name)
+        c.journal.append(journal_step, JournalPhase.DONE, resource=resource, path=action.source.path,
+                         target=action.target)
+        return XnatActionResult(action, Outcome.DONE, backup_path, backup_name=backup.name,
+                                catalog_entry_downgraded=action.kind is ActionKind.RENAME)
+
+    def _delete_blocked(self, plan: ResourcePlan, action: Action, listing: Mapping[str, Any]) -> str | None:
+        """Why the delete this action ends with would take another listed file, or None (see rest_names).
+
+        A rename's own upload is counted as listed: its old name is deleted only once the new one exists.
+        """
+        old = in_plan(plan, action.source.path)
+        if old not in listing:
+            return None  # nothing of it left to delete (an earlier attempt did it)
+        names = set(listing)
+        if action.kind is ActionKind.RENAME and action.target:
+            names.add(in_plan(plan, action.target))
+        return delete_refusal(old, names)
+
+    def _delete(self, target: XnatTarget, name: str, listing: dict[str, Any]) -> None:
+        """The one way this executor deletes: never while another listed name begins with `name`."""
+        refusal = delete_refusal(name, listing)
+        if refusal is not None:
+            raise FileProblem(refusal)
+        self.c.archive.delete_file(target.url, name)
+        listing.pop(name, None)
+
+    def _relist(self, target: XnatTarget, listing: dict[str, Any]) -> None:
+        """Take XNAT's listing as it stands now (after an upload), for the prefix check of the next delete."""
+        fresh = self.c.archive.files(target.url)
+        listing.clear()
+        listing.update(fresh)
 
     def _backup(self, plan: ResourcePlan, target: XnatTarget, action: Action,
                 backups: dict[str, dict[str, Any]]) -> _Backup:
@@ -208,9 +262,9 @@ class XnatFileOpsExecutor:
     def _write_manifest(self, plan: ResourcePlan, target: XnatTarget, items: Iterable[tuple[Action, _Backup]]) -> str:
         c = self.c
         files = [{
-            "originalPath": action.source.path, "originalName": file_name(action.source.path),
+            "originalPath": action.source.path, "originalName": in_plan(plan, action.source.path),
             "backupName": backup.name, "sha256": action.source.sha256, "size": backup.size,
-            "action": action.kind.value, "newName": file_name(action.target) if action.target else None,
+            "action": action.kind.value, "newName": in_plan(plan, action.target) if action.target else None,
             "reason": action.reason,
         } for action, backup in items]
         document = {
@@ -230,32 +284,31 @@ class XnatFileOpsExecutor:
         keeper = next((a for a in plan.actions if a.group == action.group and a.kind is not ActionKind.REMOVE), None)
         if keeper is None:
             return True
-        return any(file_name(p) in listing for p in (keeper.source.path, keeper.target) if p)
+        return any(in_plan(plan, p) in listing for p in (keeper.source.path, keeper.target) if p)
 
     def _remove(self, plan: ResourcePlan, target: XnatTarget, action: Action, listing: dict[str, Any]) -> None:
-        name = file_name(action.source.path)
+        name = in_plan(plan, action.source.path)
         if name not in listing:
-            if not os.path.lexists(os.path.join(resource_folder(self.c.root, plan), name)):
+            if not os.path.lexists(os.path.join(resource_folder(self.c.root, plan), *name.split("/"))):
                 return  # removed by an earlier attempt, after its backup was verified
-            if any(a.kind is ActionKind.RENAME and a.target and file_name(a.target) == name for a in plan.actions):
+            if any(a.kind is ActionKind.RENAME and a.target and in_plan(plan, a.target) == name for a in plan.actions):
                 return  # on disk but not in XNAT's catalog (a cut-off upload): the rename's upload replaces it
             raise FileProblem("the file is on disk but not in XNAT's catalog: XNAT's REST API cannot remove it; "
                               "left in place")
         if not self._keeper_present(plan, action, listing):
             raise FileProblem("the copy to keep is gone; this copy stays")
         _check_listed_size(listing[name], action.source)
-        self.c.archive.delete_file(target.url, name)
-        listing.pop(name, None)
+        self._delete(target, name, listing)
 
     def _rename(self, plan: ResourcePlan, target: XnatTarget, action: Action, listing: dict[str, Any],
                 replaceable: frozenset[str]) -> None:
         """`replaceable`: names whose files this run has backed up and removes (they may be overwritten)."""
         assert action.target is not None
-        old, new = file_name(action.source.path), file_name(action.target)
+        old, new = in_plan(plan, action.source.path), in_plan(plan, action.target)
         archive = self.c.archive
         if new in listing:
             if sha256_hex(archive.download(target.url, new)) != action.source.sha256:
-                raise FileProblem(f"{new} exists in XNAT and is not this file; never overwritten")
+                raise FileProblem("the new name exists in XNAT and is not this file; never overwritten")
             # Uploaded by an earlier attempt: only the old name is left to remove.
         else:
             if old not in listing:
@@ -266,13 +319,12 @@ class XnatFileOpsExecutor:
             fmt, content = row.get("file_format") or None, row.get("file_content") or None
             put_verified(archive, target.url, new, data, sha=action.source.sha256 or "", file_format=fmt,
                          content=content, replace_any=new in replaceable,
-                         stray_path=os.path.join(resource_folder(self.c.root, plan), new))
-            listing[new] = {**row, "Name": new}
+                         stray_path=os.path.join(resource_folder(self.c.root, plan), *new.split("/")))
             self.c.journal.append(JournalStep.UPLOAD, JournalPhase.DONE, resource=plan.resource_path,
                                   path=action.source.path, target=action.target)
+            self._relist(target, listing)  # the delete below is checked against XNAT's listing after this upload
         if old in listing:
-            archive.delete_file(target.url, old)
-            listing.pop(old, None)
+            self._delete(target, old, listing)
 
 
 def put_verified(archive: XnatArchive, resource_url: str, name: str, data: bytes, *, sha: str,
@@ -287,10 +339,10 @@ def put_verified(archive: XnatArchive, resource_url: str, name: str, data: bytes
     name lies on the archive mount, to look at a file XNAT has on disk but not in its catalog.
     """
     try:
-        status = archive.upload(resource_url, name, data, overwrite=overwrite, file_format=file_format,
-                                content=content)
+        outcome = archive.upload(resource_url, name, data, overwrite=overwrite, file_format=file_format,
+                                 content=content)
     except XnatConflictError:
-        status = 409  # the name was taken before this call
+        outcome = Upload.NAME_TAKEN  # not how XNAT says it (it answers 200 with the duplicates), but just as clear
     for attempt in range(2):
         try:
             existing: bytes | None = archive.download(resource_url, name)
@@ -299,12 +351,12 @@ def put_verified(archive: XnatArchive, resource_url: str, name: str, data: bytes
             existing, listed = read_or_none(stray_path), False
         if listed and existing is not None and sha256_hex(existing) == sha:
             return
-        ours = status in (200, 201) or existing is None or data.startswith(existing)
+        ours = outcome is Upload.WRITTEN or existing is None or data.startswith(existing)
         if not (replace_any or ours):
             raise FileProblem(f"{name} already exists and is not this file; never overwritten")
         if attempt == 1:
             raise FileProblem(f"the copy uploaded to XNAT as {name} reads back different bytes")
-        status = archive.upload(resource_url, name, data, overwrite=True, file_format=file_format, content=content)
+        outcome = archive.upload(resource_url, name, data, overwrite=True, file_format=file_format, content=content)
 
 
 def rest_name_problem(path: str | None) -> str | None:

@@ -12,26 +12,31 @@ from typing import Any
 from container_app.core.plan import Action, FileState, ResourcePlan
 from container_app.core.vocabulary import ActionKind, Outcome, Step
 from container_app.mitigation.xnat.mount import file_name
+from container_app.mitigation.xnat.rest_names import within
 from container_app.mitigation.xnat.results import XnatActionResult
 
 
 class _Names:
-    """Matches XNAT's absolute server paths to file names within the resource (by path suffix)."""
+    """Matches XNAT's absolute server paths to names within the resource (by path suffix).
+
+    A name within the resource is its path there (`secondary/x.dcm` for a file in a subfolder, which
+    belongs to the resource: rest_names), never its base name.
+    """
 
     def __init__(self, plan: ResourcePlan) -> None:
-        prefix = "" if plan.resource_path == "." else plan.resource_path + "/"
-        self.prefix = prefix
-        self.known = sorted({f.path[len(prefix):] if f.path.startswith(prefix) else file_name(f.path)
-                             for f in plan.files_at_survey}, key=len, reverse=True)
+        self.resource_path = plan.resource_path
+        self.prefix = "" if plan.resource_path == "." else plan.resource_path + "/"
+        # Longest first: `secondary/x.dcm` is tried before `x.dcm`, so each server path finds its own file.
+        self.known = sorted({within(plan.resource_path, f.path) for f in plan.files_at_survey}, key=len, reverse=True)
 
     def of_server_path(self, path: str) -> str:
         for name in self.known:
             if path == name or path.endswith("/" + name):
                 return name
-        return file_name(path)
+        return file_name(path)  # a file the survey never saw: its base name is all that can be told
 
     def of_report_path(self, path: str) -> str:
-        return path[len(self.prefix):] if self.prefix and path.startswith(self.prefix) else file_name(path)
+        return within(self.resource_path, path)
 
     def rel(self, name: str) -> str:
         return self.prefix + name
@@ -105,7 +110,7 @@ def actions_from_xnat(plan: ResourcePlan, ours: Mapping[str, Any],
     backup_errors = {names.of_server_path(p): e for p, e in (report.get("backupErrors") or {}).items()}
     move_errors = {names.of_server_path(p): e for p, e in (report.get("moveErrors") or {}).items()}
     delete_errors = {names.of_server_path(p): str(e) for p, e in (report.get("deleteErrors") or {}).items()}
-    planned = {file_name(a.source.path): a for a in plan.actions}
+    planned = {names.of_report_path(a.source.path): a for a in plan.actions}
 
     def reason(name: str, kind: ActionKind) -> str:
         if kind is ActionKind.REMOVE:

@@ -12,6 +12,10 @@ from container_app.mitigation.xnat.archive import BACKUP_RESOURCE, XnatArchive
 from container_app.mitigation.xnat.client import quote_segment
 from container_app.mitigation.xnat.errors import XnatNotFoundError
 
+#: The resource format XNAT's survey API takes (HibernateResourceSurveyRequestEntityService.
+#: TEMPLATE_GENERATE_SURVEY_REQUESTS, oncai/xnat 1.8.7+: `WHERE r.format = 'DICOM'`).
+DICOM_FORMAT = "DICOM"
+
 
 @dataclass(frozen=True, slots=True)
 class XnatTarget:
@@ -24,6 +28,16 @@ class XnatTarget:
     scan: str
     label: str
     resource_id: int | None
+    # The resource's format in XNAT's listing ("" when it has none), None when the listing does not say.
+    # XNAT's own survey takes DICOM-format scan resources only (api_way).
+    format: str | None = None
+    # The project the run was launched on when the session is XNAT's in another one: a session shared into
+    # that project, mounted from the Container Service's tree of links or copies (support.shared_data).
+    shared_into: str | None = None
+
+    @property
+    def is_dicom_format(self) -> bool | None:
+        return None if self.format is None else self.format.upper() == DICOM_FORMAT
 
     @property
     def session_url(self) -> str:
@@ -44,9 +58,15 @@ class XnatTarget:
                 f"/scans/{self.scan}/resources/{self.label}")
 
     def document(self) -> dict[str, Any]:
-        return {"project": self.project, "subjectId": self.subject, "experimentId": self.experiment,
-                "experimentLabel": self.experiment_label, "scanId": self.scan, "resourceLabel": self.label,
-                "resourceId": self.resource_id, "uri": self.url}
+        document: dict[str, Any] = {
+            "project": self.project, "subjectId": self.subject, "experimentId": self.experiment,
+            "experimentLabel": self.experiment_label, "scanId": self.scan, "resourceLabel": self.label,
+            "resourceId": self.resource_id, "uri": self.url}
+        if self.format is not None:
+            document["resourceFormat"] = self.format
+        if self.shared_into is not None:
+            document["sharedInto"] = self.shared_into
+        return document
 
 
 def parse_scan_uri(uri: str) -> tuple[str, str]:
@@ -81,11 +101,11 @@ class TargetResolver:
         if not scan or not label:
             raise ResolveProblem(f"{plan.resource_path} is not a scan resource (SCANS/<scan>/<label>); only scan "
                                  "resources are mitigated through XNAT")
-        experiment_id = self._experiment_id(plan, session_id)
+        experiment_id, by_label = self._experiment_id(plan, session_id)
         fields = self._experiment(experiment_id)
         project = fields.get("project", "")
         surveyed_project = identity.get("project")
-        if surveyed_project and project and surveyed_project != project:
+        if not by_label and surveyed_project and project and surveyed_project != project:
             raise ResolveProblem(f"the mount's catalog belongs to project {surveyed_project!r} but XNAT session "
                                  f"{experiment_id} is in project {project!r}: is --xnat-session right?")
         if identity.get("session") and fields.get("label") and identity["session"] != fields["label"]:
@@ -95,28 +115,46 @@ class TargetResolver:
         matching = [r for r in rows if str(r.get("label")) == label]
         if not matching:
             raise ResolveProblem(f"XNAT session {experiment_id} has no resource {label!r} on scan {scan}")
-        raw_id = matching[0].get("xnat_abstractresource_id")
+        row = matching[0]
+        raw_id = row.get("xnat_abstractresource_id")
         resource_id = int(raw_id) if raw_id not in (None, "") and str(raw_id).isdigit() else None
+        # XNAT's resource listing carries `format` (XNAT's XnatAbstractresource row); another listing may not.
+        resource_format = str(row.get("format") or "") if "format" in row else None
+        shared_into = self.project_id if self.project_id and project and project != self.project_id else None
         return XnatTarget(project=project, subject=fields.get("subject_ID", ""), experiment=experiment_id,
-                          experiment_label=fields.get("label", ""), scan=scan, label=label, resource_id=resource_id)
+                          experiment_label=fields.get("label", ""), scan=scan, label=label, resource_id=resource_id,
+                          format=resource_format, shared_into=shared_into)
 
-    def _experiment_id(self, plan: ResourcePlan, session_id: str | None) -> str:
+    def _experiment_id(self, plan: ResourcePlan, session_id: str | None) -> tuple[str, bool]:
+        """The session's XNAT ID, and whether it was found by its label."""
         identity = plan.identity
-        if session_id and not identity.get("session"):
-            return session_id
         label = identity.get("session")
+        if session_id:
+            return session_id, False  # checked against the label by the caller
         if label:
-            if session_id:
-                return session_id  # checked against the label by the caller
-            project = self.project_id or identity.get("project")
-            if not project:
+            # A session is looked up first in the project its catalog names (the PROJECT metaField XNAT writes,
+            # or the `<project>/arc001/` folder holding it): in the Container Service's tree of a project's shared
+            # data the sessions shared into it keep their original project and label, and the same label in
+            # the launch project may be another session. Then in --xnat-project.
+            named = identity.get("project")
+            tried: list[str] = []
+            for project in dict.fromkeys(p for p in (named, self.project_id) if p):
+                tried.append(project)
+                found = self._by_label(project, label)
+                if found is not None:
+                    return found, True
+            if not tried:
                 raise ResolveProblem(f"cannot tell which XNAT project holds session {label!r}: pass --xnat-project")
-            found = self.archive.experiment_id_by_label(project, label)
-            if found is None:
-                raise ResolveProblem(f"XNAT project {project!r} has no session labelled {label!r}")
-            return found
+            shown = " or ".join(repr(p) for p in tried)
+            raise ResolveProblem(f"XNAT project {shown} has no session labelled {label!r}")
         raise ResolveProblem("ROOT is a session whose XNAT ID the mount does not show: pass --xnat-session <ID> "
                              "(the session wrapper of command.json does)")
+
+    def _by_label(self, project: str, label: str) -> str | None:
+        try:
+            return self.archive.experiment_id_by_label(project, label)
+        except XnatNotFoundError:  # no such project (a folder name that is not one): try the next
+            return None
 
     def _experiment(self, experiment_id: str) -> dict[str, str]:
         if experiment_id not in self._experiments:

@@ -33,7 +33,7 @@ def test_without_the_api_file_operations_are_refused_by_default(site: Site, old_
     clean(run, env["XNAT_PASS"])
     assert run.returncode == 1
     assert tree(site.session) == before and not site.backup.exists()
-    assert "1.8.8" in run.stdout and "--rest-file-operations=allow" in run.stdout
+    assert "1.8.7" in run.stdout and "--rest-file-operations=allow" in run.stdout
     (resource,) = run.report()["resources"]
     assert resource["way"] is None and "nothing was changed" in resource["statusReason"]
     assert resource["requestStatus"] == "DIVERGENT"

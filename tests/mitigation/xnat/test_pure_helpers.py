@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from container_app.mitigation.xnat.client import Redactor, RetryPolicy, display_path, public_url
+from container_app.mitigation.xnat.client import RetryPolicy, display_path, public_url
+from container_app.mitigation.xnat.redact import Redactor
 from container_app.mitigation.xnat.server_reports import compare_surveys
 from container_app.mitigation.xnat.target import parse_scan_uri
 from tests.helpers.xnat import requires_conformance
