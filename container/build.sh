@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Build the xnat-resource-survey image with its org.nrg.commands label generated from command.json.
+# Build the xnat-resource-survey image: a plain build of the Dockerfile, after checking the commands.
 #
 #   container/build.sh [TAG] [extra build arguments ...]
+#
+# The Dockerfile carries the org.nrg.commands label literally (generated from command.json and
+# command-rollup.json by container/label.py --write), so no build argument is needed and
+# `docker build -t TAG .` makes the same image. This script first validates both commands and refuses to
+# build when the Dockerfile's label is stale.
 #
 # TAG defaults to the "image" of command.json (xnat-resource-survey:<version>). The builder is, in order:
 # $BUILDER if set (docker | podman | buildah | local), docker when a Docker engine answers, the podman/buildah
@@ -13,13 +18,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
 local_image_sh=${LOCAL_IMAGE_SH:-/work/shared/tools/local-image.sh}
 
-"$python" "$root/container/validate_command.py" "$root/command.json" >&2
-commands=$("$python" "$root/container/label.py" --command-json "$root/command.json")
+"$python" "$root/container/validate_command.py" "$root/command.json" "$root/command-rollup.json" >&2
+"$python" "$root/container/label.py" --check --dockerfile "$root/Dockerfile"
 default_tag=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["image"])' "$root/command.json")
 tag=${1:-$default_tag}
 [ "$#" -gt 0 ] && shift
 
-args=(--build-arg "COMMANDS=$commands")
+args=()
 if [ -n "${BASE_IMAGE:-}" ]; then
   args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 fi
@@ -39,15 +44,15 @@ fi
 
 echo "build.sh: building $tag with $builder" >&2
 case "$builder" in
-  docker) docker build "${args[@]}" -t "$tag" "$@" "$root" ;;
-  podman) podman build "${args[@]}" -t "$tag" "$@" "$root" ;;
-  buildah) buildah bud "${args[@]}" -t "$tag" "$@" "$root" ;;
+  docker) docker build ${args[@]+"${args[@]}"} -t "$tag" "$@" "$root" ;;
+  podman) podman build ${args[@]+"${args[@]}"} -t "$tag" "$@" "$root" ;;
+  buildah) buildah bud ${args[@]+"${args[@]}"} -t "$tag" "$@" "$root" ;;
   local)
     # shellcheck source=/dev/null
     source "$local_image_sh"
     # local_build passes its own BASE_IMAGE (the local stand-in for python:3.11-slim) first; a
     # BASE_IMAGE given here comes later on the command line and wins.
-    local_build "$root" "$tag" "${args[@]}" "$@"
+    local_build "$root" "$tag" ${args[@]+"${args[@]}"} "$@"
     ;;
   *) echo "build.sh: unknown BUILDER $builder (docker | podman | buildah | local)" >&2; exit 2 ;;
 esac

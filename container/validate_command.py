@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check a Container Service command (command.json) against the rules XNAT applies, and then some.
 
-    python container/validate_command.py [command.json]     # prints problems, exit 1 if any
+    python container/validate_command.py [FILE ...]   # default command.json command-rollup.json; exit 1 on problems
 
 ``validate_command(command)`` returns a list of messages; each ends with a rule code in brackets
 (``[name-chars]``, ``[output-unhandled]`` ...; all listed in ``RULES``) so tests can tell which rule fired.
@@ -17,7 +17,7 @@ How strict it is, in three layers:
 2. What makes a command usable from XNAT's UI and launch paths although XNAT accepts it anyway: every
    wrapper has a label, a description, contexts and exactly one external input (else it is missing from the
    Run Containers menu and Event Service actions); the external input's type fits the contexts; input
-   values contain none of the strings XNAT refuses at launch (``;`` ``&&`` ``||`` backtick ``$(``);
+   values contain none of the strings XNAT refuses at launch (``;`` ``&&`` ``||`` backtick ``(``);
    replacement keys appear in the command line, and every ``#KEY#`` in it belongs to an input.
 3. This project's conventions, stricter than XNAT: keys are known (a typo such as ``replacement_key`` is
    silently ignored by XNAT), ``schema-version`` is "1.0", ``type`` is "docker", descriptions on the
@@ -25,7 +25,8 @@ How strict it is, in three layers:
    output mounts writable, required command inputs have defaults (automated launches cannot ask), and with
    ``override-entrypoint`` false (no shell) the command line has no shell syntax and no default, select
    value, true-value or false-value contains whitespace, quotes or backslashes, which the Container
-   Service's splitter would break apart or strip.
+   Service's splitter would break apart or strip; ``reserve-memory`` and ``limit-memory`` whole MiB and
+   ``limit-cpu`` a positive number.
 
 The rules live in ``command_rules/`` beside this script, one module per part of the command
 (its ``__init__`` lists them). Standard library only.
@@ -51,17 +52,28 @@ from command_rules.vocabulary import RULES  # noqa: E402
 __all__ = ["RULES", "main", "validate_command"]
 
 
+#: The image's commands, each in its own file as ``POST /xapi/commands`` takes one (container/label.py joins them).
+COMMAND_FILES = tuple(Path(__file__).resolve().parent.parent / name for name in ("command.json", "command-rollup.json"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else Path(__file__).resolve().parent.parent / "command.json"
-    with path.open(encoding="utf-8") as handle:
-        command = json.load(handle)
-    problems = validate_command(command)
-    for problem in problems:
-        sys.stdout.write(f"{path}: {problem}\n")
-    if not problems:
-        sys.stdout.write(f"{path}: OK\n")
-    return 1 if problems else 0
+    failed = False
+    for path in [Path(arg) for arg in args] or list(COMMAND_FILES):
+        try:
+            with path.open(encoding="utf-8") as handle:
+                command = json.load(handle)
+        except (OSError, ValueError) as exc:
+            sys.stdout.write(f"{path}: cannot be read as JSON: {exc} [json-type]\n")
+            failed = True
+            continue
+        problems = validate_command(command)
+        for problem in problems:
+            sys.stdout.write(f"{path}: {problem}\n")
+        if not problems:
+            sys.stdout.write(f"{path}: OK\n")
+        failed = failed or bool(problems)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ Behaviour matched (container-service 3.x, CommandResolutionServiceImpl and Shell
 - a blank value puts nothing on the command line (the flag too is dropped);
 - otherwise the command-line value is ``command-line-flag`` + ``command-line-separator`` (default ``" "``)
   + value, or just the value when there is no flag;
+- a resolved value (after the boolean mapping) containing any of ``ILLEGAL_INPUT_STRINGS`` refuses the launch
+  (``checkForIllegalInputValue``: ``IllegalInputError`` here, XNAT's ``IllegalInputException``);
 - every replacement key (``replacement-key``, default ``#name#``) is replaced literally (``String.replace``);
 - with ``override-entrypoint`` false the resolved line is tokenised by ShellSplitter (whitespace splits,
   ``'`` and ``"`` quote, ``\\`` escapes; no expansion of any kind) and appended to the image's ENTRYPOINT.
@@ -25,6 +27,12 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_COMMAND_JSON = Path(__file__).resolve().parent.parent / "command.json"
+#: CommandResolutionService.ILLEGAL_INPUT_STRINGS, container-service 1.2 to 3.7.3 (every "(", not only "$(").
+ILLEGAL_INPUT_STRINGS = (";", "&&", "||", "`", "(")
+
+
+class IllegalInputError(ValueError):
+    """XNAT refuses the launch: an input's resolved value holds a string it treats as shell injection."""
 
 
 def replacement_key(item: Mapping[str, Any]) -> str:
@@ -39,12 +47,20 @@ def java_parse_boolean(value: str | None) -> bool:
     return value is not None and value.lower() == "true"
 
 
+def check_legal(name: str, value: str | None) -> None:
+    """CommandResolutionServiceImpl.checkForIllegalInputValue: refuse a value holding an illegal string."""
+    for illegal in ILLEGAL_INPUT_STRINGS:
+        if value is not None and illegal in value:
+            raise IllegalInputError(f'Input "{name}" has a value containing illegal string "{illegal}".')
+
+
 def command_line_value(command_input: Mapping[str, Any], value: str | None) -> str:
     """What one command input contributes to the command line, given its resolved value."""
     if command_input.get("type") == "boolean":
         mapped = command_input.get("true-value" if java_parse_boolean(value) else "false-value")
         if mapped is not None:
             value = str(mapped)
+    check_legal(str(command_input.get("name", "")), value)
     if value is None or not value.strip():
         return ""
     flag = command_input.get("command-line-flag")
@@ -123,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     with DEFAULT_COMMAND_JSON.open(encoding="utf-8") as handle:
         command = json.load(handle)
     values = dict(arg.split("=", 1) for arg in args[1:])
-    sys.stdout.write(json.dumps(container_argv(command, args[0], values)) + "\n")
+    try:
+        argv_out = container_argv(command, args[0], values)
+    except (IllegalInputError, KeyError) as exc:
+        sys.stderr.write(f"xnat_launch.py: {exc.args[0] if exc.args else exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(argv_out) + "\n")
     return 0
 
 

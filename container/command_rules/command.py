@@ -37,6 +37,7 @@ def check_command(checker: Checker) -> str:
     if "type" in command and command.get("type") != "docker":
         checker.error("command", f'type must be "docker", found {command.get("type")!r}', "command-type")
     checker.boolean("command", command, "override-entrypoint")
+    check_resource_limits(checker)
     line = command.get("command-line")
     if is_blank(line):
         if "command-line" in command:
@@ -51,3 +52,21 @@ def check_command(checker: Checker) -> str:
         )
 
     return line
+
+
+def check_resource_limits(checker: Checker) -> None:
+    """reserve-memory, limit-memory and limit-cpu as the Container Service reads them.
+
+    Command (container-service 3.7.3) declares them ``Long reserveMemory``, ``Long limitMemory`` (MiB:
+    Container.reserveMemoryBytes multiplies by MIB_TO_BYTES) and ``Double limitCpu``: Jackson refuses a
+    fraction or a string for a Long. Reported as json-type (tests/cli/test_command_json_rules.py holds one
+    broken command per rule code).
+    """
+    command = checker.command
+    for key in ("reserve-memory", "limit-memory"):
+        value = command.get(key)
+        if key in command and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            checker.error("command", f"{key} must be a positive whole number of MiB, found {value!r}", "json-type")
+    cpu = command.get("limit-cpu")
+    if "limit-cpu" in command and (isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0):
+        checker.error("command", f"limit-cpu must be a positive number of CPUs, found {cpu!r}", "json-type")

@@ -17,8 +17,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 IMAGE_WITH_TAG_RE = re.compile(r"^.+:[a-zA-Z0-9_.-]+$")
 CONTEXT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*:[A-Za-z][A-Za-z0-9_]*$")
 REPLACEMENT_KEY_IN_LINE_RE = re.compile(r"#[A-Za-z0-9_-]+#")
-#: CommandResolutionService.ILLEGAL_INPUT_STRINGS: launches with these in a value are refused.
-ILLEGAL_INPUT_STRINGS = (";", "&&", "||", "`", "$(")
+#: CommandResolutionService.ILLEGAL_INPUT_STRINGS (container-service 1.2 to 3.7.3; commit c672a09e "Now all ( are
+#: disallowed", before it only "$("), checked by CommandResolutionServiceImpl.checkForIllegalInputValue on every
+#: resolved input value: a launch with any of these in a value is refused. "(" covers "$(" and a bare "(".
+ILLEGAL_INPUT_STRINGS = (";", "&&", "||", "`", "(")
 #: Characters the Container Service's ShellSplitter treats specially (with override-entrypoint false).
 SPLIT_UNSAFE_RE = re.compile(r"[\s'\"\\]")
 #: Shell syntax that only works through /bin/sh -c (override-entrypoint true).

@@ -6,17 +6,21 @@ import json
 
 import pytest
 
+from tests.helpers.cli import label
 from tests.helpers.container_image import COMMAND, Engine
 
 pytestmark = pytest.mark.container
 
 
-def test_label_reads_back_as_command_json(engine: Engine, image: str) -> None:
+def test_label_reads_back_as_the_command_files(engine: Engine, image: str) -> None:
+    """Byte for byte the JSON list of command.json and command-rollup.json, survey first."""
     proc = engine.podman("image", "inspect", image)
     assert proc.returncode == 0, proc.stderr
     (info,) = json.loads(proc.stdout)
     labels = info.get("Labels") or info["Config"]["Labels"]
-    assert labels["org.nrg.commands"] == json.dumps([COMMAND])
+    commands = label.load_commands()
+    assert commands[0] == COMMAND and commands[1]["name"] == "xnat-resource-survey-rollup"
+    assert labels["org.nrg.commands"] == json.dumps(commands)
 
 
 def test_entrypoint_is_a_shim_not_the_tool(engine: Engine, image: str) -> None:
