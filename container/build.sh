@@ -3,12 +3,12 @@
 #
 #   container/build.sh [TAG] [extra build arguments ...]
 #
-# The Dockerfile carries the org.nrg.commands label literally (generated from command.json and
-# command-rollup.json by container/label.py --write), so no build argument is needed and
+# The Dockerfile carries the org.nrg.commands label literally (generated from command.json, the list of the
+# image's commands, by container/label.py --write), so no build argument is needed and
 # `docker build -t TAG .` makes the same image. This script first validates both commands and refuses to
 # build when the Dockerfile's label is stale.
 #
-# TAG defaults to the "image" of command.json (xnat-resource-survey:<version>). The builder is, in order:
+# TAG defaults to the "image" of command.json's first command (xnat-resource-survey:<version>). The builder is, in order:
 # $BUILDER if set (docker | podman | buildah | local), docker when a Docker engine answers, the podman/buildah
 # helper of this machine ($LOCAL_IMAGE_SH, default /work/shared/tools/local-image.sh), else podman build.
 # Environment: PYTHON (default python3) runs the generator; BASE_IMAGE overrides the Dockerfile's base.
@@ -18,9 +18,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
 local_image_sh=${LOCAL_IMAGE_SH:-/work/shared/tools/local-image.sh}
 
-"$python" "$root/container/validate_command.py" "$root/command.json" "$root/command-rollup.json" >&2
+"$python" "$root/container/validate_command.py" "$root/command.json" >&2
 "$python" "$root/container/label.py" --check --dockerfile "$root/Dockerfile"
-default_tag=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["image"])' "$root/command.json")
+default_tag=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["image"])' "$root/command.json")
 tag=${1:-$default_tag}
 [ "$#" -gt 0 ] && shift
 

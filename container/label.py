@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The image label ``org.nrg.commands``, generated from the command files, and the Dockerfile line carrying it.
 
-The label is a JSON list of the image's commands, exactly ``json.dumps([<command.json>, <command-rollup.json>])``.
-Each command file holds one command, as ``POST /xapi/commands`` takes it; they are the single source, and the
-label is never written by hand.
+The label is a JSON list of the image's commands, exactly ``json.dumps(<command.json>)``: command.json holds
+that list (the survey, with its three wrappers, then the project roll-up) and is the single source; the label
+is never written by hand. (``POST /xapi/commands`` takes one command at a time: ``jq '.[0]' command.json``.)
 
 As NRG's own images do (``command2label.py`` in NrgXnat/docker-images), the Dockerfile carries the label
 literally, so that a plain ``docker build -t xnat-resource-survey .`` makes an image with the right label and
@@ -31,7 +31,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 #: The commands in the label, in this order: the survey (its three wrappers) and the project roll-up.
-COMMAND_FILES = (REPO / "command.json", REPO / "command-rollup.json")
+COMMAND_FILES = (REPO / "command.json",)
 DOCKERFILE = REPO / "Dockerfile"
 LABEL_KEY = "org.nrg.commands"
 LINE_PREFIX = f"LABEL {LABEL_KEY}="
@@ -41,20 +41,22 @@ class LabelError(Exception):
     """A command file or the Dockerfile is not as this script needs it; the message says which and why."""
 
 
-def load_command(path: Path) -> dict[str, Any]:
-    """One command file: it must hold one command object."""
+def load_command_file(path: Path) -> list[dict[str, Any]]:
+    """The commands of one file: a JSON list of command objects (command.json), or one command object."""
     try:
         with path.open(encoding="utf-8") as handle:
-            command = json.load(handle)
+            document = json.load(handle)
     except (OSError, ValueError) as exc:
         raise LabelError(f"{path}: cannot read a command from it: {exc}") from None
-    if not isinstance(command, dict):
-        raise LabelError(f"{path}: expected one command object, found {type(command).__name__}")
-    return command
+    commands = document if isinstance(document, list) else [document]
+    if not commands or not all(isinstance(command, dict) for command in commands):
+        raise LabelError(f"{path}: expected a list of command objects (or one), found {type(document).__name__}")
+    return commands
 
 
 def load_commands(paths: Sequence[Path] = COMMAND_FILES) -> list[dict[str, Any]]:
-    return [load_command(path) for path in paths]
+    """Every command of the files, in order: the label's list."""
+    return [command for path in paths for command in load_command_file(path)]
 
 
 def label_value(commands: Sequence[dict[str, Any]]) -> str:
@@ -104,7 +106,7 @@ def write_dockerfile(commands: Sequence[dict[str, Any]], dockerfile: Path = DOCK
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--command-json", type=Path, action="append", dest="commands", metavar="FILE",
-                        help="a command file, repeatable, in label order (default: command.json command-rollup.json)")
+                        help="a command file, repeatable, in label order (default: command.json)")
     parser.add_argument("--dockerfile", type=Path, default=DOCKERFILE, help="the Dockerfile (default: ./Dockerfile)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the Dockerfile's LABEL org.nrg.commands line")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check a Container Service command (command.json) against the rules XNAT applies, and then some.
 
-    python container/validate_command.py [FILE ...]   # default command.json command-rollup.json; exit 1 on problems
+    python container/validate_command.py [FILE ...]   # default command.json, each command; exit 1 on problems
 
 ``validate_command(command)`` returns a list of messages; each ends with a rule code in brackets
 (``[name-chars]``, ``[output-unhandled]`` ...; all listed in ``RULES``) so tests can tell which rule fired.
@@ -52,8 +52,8 @@ from command_rules.vocabulary import RULES  # noqa: E402
 __all__ = ["RULES", "main", "validate_command"]
 
 
-#: The image's commands, each in its own file as ``POST /xapi/commands`` takes one (container/label.py joins them).
-COMMAND_FILES = tuple(Path(__file__).resolve().parent.parent / name for name in ("command.json", "command-rollup.json"))
+#: The image's commands: command.json holds the label's list of them (container/label.py).
+COMMAND_FILES = (Path(__file__).resolve().parent.parent / "command.json",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,17 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     for path in [Path(arg) for arg in args] or list(COMMAND_FILES):
         try:
             with path.open(encoding="utf-8") as handle:
-                command = json.load(handle)
+                document = json.load(handle)
         except (OSError, ValueError) as exc:
             sys.stdout.write(f"{path}: cannot be read as JSON: {exc} [json-type]\n")
             failed = True
             continue
-        problems = validate_command(command)
-        for problem in problems:
-            sys.stdout.write(f"{path}: {problem}\n")
-        if not problems:
-            sys.stdout.write(f"{path}: OK\n")
-        failed = failed or bool(problems)
+        # command.json is the label's list of commands; a file of one command object is checked the same way.
+        commands = document if isinstance(document, list) and document else [document]
+        for index, command in enumerate(commands):
+            where = f"{path}[{index}]" if isinstance(document, list) else str(path)
+            problems = validate_command(command)
+            for problem in problems:
+                sys.stdout.write(f"{where}: {problem}\n")
+            if not problems:
+                sys.stdout.write(f"{where}: OK\n")
+            failed = failed or bool(problems)
     return 1 if failed else 0
 
 

@@ -118,6 +118,14 @@ def find_wrapper(command: Mapping[str, Any], wrapper_name: str) -> Mapping[str, 
     raise KeyError(f"no wrapper {wrapper_name!r} (known: {known})")
 
 
+def command_of_wrapper(commands: Any, wrapper_name: str) -> Mapping[str, Any]:
+    """The command of command.json's list (or a single command) that has the wrapper ``wrapper_name``."""
+    for command in commands if isinstance(commands, list) else [commands]:
+        if any(w.get("name") == wrapper_name for w in command.get("xnat") or []):
+            return command
+    raise KeyError(f"no command has the wrapper {wrapper_name!r}")
+
+
 def container_argv(command: Mapping[str, Any], wrapper_name: str, values: Mapping[str, str] | None = None) -> list[str]:
     """The arguments XNAT hands the container for a launch of ``wrapper_name`` (after the ENTRYPOINT).
 
@@ -137,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(__doc__ or "")
         return 0 if args else 2
     with DEFAULT_COMMAND_JSON.open(encoding="utf-8") as handle:
-        command = json.load(handle)
+        document = json.load(handle)
     values = dict(arg.split("=", 1) for arg in args[1:])
     try:
-        argv_out = container_argv(command, args[0], values)
+        argv_out = container_argv(command_of_wrapper(document, args[0]), args[0], values)
     except (IllegalInputError, KeyError) as exc:
         sys.stderr.write(f"xnat_launch.py: {exc.args[0] if exc.args else exc}\n")
         return 1

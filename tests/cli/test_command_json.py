@@ -1,5 +1,5 @@
-"""command.json and command-rollup.json, the Container Service commands that ship in the image label: they
-pass `container/validate_command.py` (the Container Service's rules and ours), the facts the issues fix
+"""command.json, the list of Container Service commands (the survey, the roll-up) that ships as the image label:
+they pass `container/validate_command.py` (the Container Service's rules and ours), the facts the issues fix
 (mounts, inputs, wrappers, handlers, versions, resource limits) hold, and the Dockerfile carries the label
 generated from them.
 
@@ -27,6 +27,7 @@ from tests.helpers.cli import (
     COMMAND_JSON,
     INPUTS,
     REPO,
+    ROLLUP,
     WRAPPERS,
     XNAT_DEFAULT_TEMPLATE,
     label,
@@ -35,8 +36,6 @@ from tests.helpers.cli import (
     validator,
 )
 
-ROLLUP_JSON = REPO / "command-rollup.json"
-ROLLUP = json.loads(ROLLUP_JSON.read_text(encoding="utf-8"))
 DOCKERFILE = REPO / "Dockerfile"
 
 # ---------------------------------------------------------------------------------------------------
@@ -50,8 +49,8 @@ def test_command_json_passes_the_validator() -> None:
 def test_validator_main_reports_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert validator.main([str(COMMAND_JSON)]) == 0
     assert capsys.readouterr().out.strip().endswith("OK")
-    assert validator.main([]) == 0  # both command files by default
-    assert capsys.readouterr().out.splitlines() == [f"{COMMAND_JSON}: OK", f"{ROLLUP_JSON}: OK"]
+    assert validator.main([]) == 0  # command.json by default, each command of its list
+    assert capsys.readouterr().out.splitlines() == [f"{COMMAND_JSON}[0]: OK", f"{COMMAND_JSON}[1]: OK"]
 
 
 def test_validator_main_says_what_is_wrong_with_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,19 +218,20 @@ def test_the_launch_refuses_a_value_with_a_parenthesis_as_xnat_does() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The label: generated from both command files, carried literally by the Dockerfile
+# The label: command.json's list of commands, carried literally by the Dockerfile
 
 
 def test_label_is_the_commands_in_a_list() -> None:
     commands = label.load_commands()
-    assert commands == [COMMAND, ROLLUP]
+    assert commands == [COMMAND, ROLLUP] == json.loads(COMMAND_JSON.read_text(encoding="utf-8"))
+    assert [c["name"] for c in commands] == ["xnat-resource-survey", "xnat-resource-survey-rollup"]
     value = label.label_value(commands)
     assert value == json.dumps([COMMAND, ROLLUP])
     assert value.isascii()
 
 
 def test_the_dockerfile_carries_the_current_label() -> None:
-    """Fails when command.json or command-rollup.json changed without `python3 container/label.py --write`."""
+    """Fails when command.json changed without `python3 container/label.py --write`."""
     assert label.check_dockerfile(label.load_commands(), DOCKERFILE), "run: python3 container/label.py --write"
     lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()
     assert sum(line.startswith("LABEL org.nrg.commands=") for line in lines) == 1
@@ -277,8 +277,8 @@ def test_label_script_prints_writes_and_checks(tmp_path: Path, capsys: pytest.Ca
     changed = copy.deepcopy(COMMAND)
     changed["description"] += " Changed."
     changed_json = tmp_path / "command.json"
-    changed_json.write_text(json.dumps(changed), encoding="utf-8")
-    files = ["--command-json", str(changed_json), "--command-json", str(ROLLUP_JSON)]
+    changed_json.write_text(json.dumps([changed, ROLLUP]), encoding="utf-8")
+    files = ["--command-json", str(changed_json)]
     assert label.main(["--check", "--dockerfile", str(dockerfile), *files]) == 1
     assert "label.py --write" in capsys.readouterr().err
     before = dockerfile.read_text(encoding="utf-8").splitlines()
@@ -294,7 +294,7 @@ def test_label_script_errors_are_one_line(tmp_path: Path, capsys: pytest.Capture
     not_a_command = tmp_path / "list.json"
     not_a_command.write_text("[1]", encoding="utf-8")
     assert label.main(["--command-json", str(not_a_command)]) == 2
-    assert "expected one command object" in capsys.readouterr().err
+    assert "expected a list of command objects" in capsys.readouterr().err
     no_label = tmp_path / "Dockerfile"
     no_label.write_text("FROM x\n", encoding="utf-8")
     assert label.main(["--check", "--dockerfile", str(no_label)]) == 2

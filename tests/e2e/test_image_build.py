@@ -13,7 +13,7 @@ pytestmark = pytest.mark.container
 
 
 def test_label_reads_back_as_the_command_files(engine: Engine, image: str) -> None:
-    """Byte for byte the JSON list of command.json and command-rollup.json, survey first."""
+    """Byte for byte command.json's list of commands (the survey, then the roll-up)."""
     proc = engine.podman("image", "inspect", image)
     assert proc.returncode == 0, proc.stderr
     (info,) = json.loads(proc.stdout)

@@ -19,13 +19,15 @@ launch = container_scripts.load("xnat_launch")
 label = container_scripts.load("label")
 
 
-def load_command() -> dict[str, Any]:
+def load_commands() -> list[dict[str, Any]]:
+    """command.json: the list of the image's commands, the label's value."""
     with COMMAND_JSON.open(encoding="utf-8") as handle:
-        command: dict[str, Any] = json.load(handle)
-    return command
+        commands: list[dict[str, Any]] = json.load(handle)
+    return commands
 
 
-COMMAND = load_command()
+COMMANDS = load_commands()
+COMMAND, ROLLUP = COMMANDS  # the survey (three wrappers), then the project roll-up
 WRAPPERS = {w["name"]: w for w in COMMAND["xnat"]}
 INPUTS = {i["name"]: i for i in COMMAND["inputs"]}
 

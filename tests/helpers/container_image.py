@@ -22,7 +22,7 @@ import pytest
 from tests.helpers import container_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND = json.loads((ROOT / "command.json").read_text(encoding="utf-8"))
+COMMAND = json.loads((ROOT / "command.json").read_text(encoding="utf-8"))[0]  # the survey command
 LOCAL_IMAGE_SH = Path(os.environ.get("LOCAL_IMAGE_SH", "/work/shared/tools/local-image.sh"))
 TAG = "localhost/xnat-resource-survey:pytest"
 SCHEMA = ROOT / "container_app" / "reports" / "schemas" / "survey-report.schema.json"
