@@ -70,7 +70,7 @@ class RunProgress:
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn(self.unit), TaskProgressColumn(), _RateColumn(self.unit), TimeElapsedColumn(),
-                TextColumn("left"), TimeRemainingColumn(),
+                TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
                 console=Console(file=sys.stderr), redirect_stdout=False, redirect_stderr=True, transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=self.total)
@@ -79,7 +79,9 @@ class RunProgress:
     def advance(self, amount: int = 1) -> None:
         self.done += amount
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, completed=self.done)
+            # Redrawn now, not at the next tick: a log line written next is printed above the bar as last
+            # drawn, and callers advance once per resource, as often as they log.
+            self._bar.update(self._task, completed=self.done, refresh=True)
             return
         now = time.monotonic()
         if now - self._last_line >= self.interval:

@@ -81,6 +81,7 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     from container_app.reports.html.survey_page import HtmlReportWriter
     from container_app.reports.survey import SurveyReportWriter, render_resource
     from container_app.reports.table import summary_table
+    from container_app.support.progress import RunProgress
     from container_app.support.time import iso, new_run_id, now_utc
     from container_app.survey.pipeline import SurveyRequest, resources_to_survey
     from container_app.survey.pipeline import run as survey_resources
@@ -110,16 +111,19 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     except OSError as exc:  # OUT is a file, or cannot be created or written: the user's choice of OUT
         raise UsageError(f"cannot write the reports into OUT {settings.output!r}: {exc.strerror or exc}") from exc
     clock = time.monotonic()
+    # On a person's terminal a bar, advanced resource by resource; elsewhere the pipeline's periodic
+    # `progress` lines, unchanged, because container logs and XNAT's log view are read for them.
+    bar = RunProgress("survey", total_files)
+    periodic = None if bar.interactive else _log_progress
     try:
-        for rendered in survey_resources(request, resources, on_progress=_log_progress, render=render_resource):
-            summary = writer.add_rendered(rendered)
-            page.add_rendered(rendered)
-            xnat = summary["xnat"]
-            log.info("resource surveyed", resource=summary["path"], status=summary["requestStatus"],
-                     files=xnat["totalEntries"], uids=xnat["totalUids"], mismatched=xnat["totalMismatchedFiles"],
-                     duplicates=xnat["totalDuplicates"], bad=xnat["totalBadFiles"],
-                     identifying_names=summary["counts"]["identifyingName"],
-                     unreadable_folders=len(summary["folder"]["unreadable"]))
+        with bar:
+            surveyed = survey_resources(request, resources, on_progress=periodic, render=render_resource)
+            for index, rendered in enumerate(surveyed):
+                summary = writer.add_rendered(rendered)
+                page.add_rendered(rendered)
+                if bar.interactive:  # before the log line, which rich prints above the bar as it then is
+                    bar.advance(len(resources[index].files))
+                _log_resource(summary)
         envelope = writer.finish(now_utc())
         html_path = page.finish(envelope)
     except BaseException:
@@ -169,6 +173,15 @@ def _check_paths(root: str, output: str) -> None:
     real_root, real_out = os.path.realpath(root), os.path.realpath(output)
     if real_out == real_root or real_out.startswith(real_root + os.sep):
         raise UsageError("OUT must not be inside ROOT: a survey never writes into the archive")
+
+
+def _log_resource(summary: dict[str, Any]) -> None:
+    xnat = summary["xnat"]
+    log.info("resource surveyed", resource=summary["path"], status=summary["requestStatus"],
+             files=xnat["totalEntries"], uids=xnat["totalUids"], mismatched=xnat["totalMismatchedFiles"],
+             duplicates=xnat["totalDuplicates"], bad=xnat["totalBadFiles"],
+             identifying_names=summary["counts"]["identifyingName"],
+             unreadable_folders=len(summary["folder"]["unreadable"]))
 
 
 def _log_progress(progress: Progress) -> None:
