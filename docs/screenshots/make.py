@@ -33,7 +33,8 @@ def cli(*args: str | Path) -> None:
     command = [sys.executable, "-m", "container_app", *map(str, args), "--log-format", "json"]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        sys.exit(f"{' '.join(map(str, args[:1]))} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+        log = (completed.stdout + completed.stderr)[-3000:]  # JSON log lines go to stdout, errors to stderr
+        sys.exit(f"{args[0]} failed ({completed.returncode}):\n{log}")
 
 
 def screenshot(page: Path, png: Path, profile: Path) -> None:
