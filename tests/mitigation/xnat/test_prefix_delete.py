@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from container_app.demo import synth
-from container_app.demo.synth import ExtraFile, ExtraKind, FileSpec
+from container_app.demo.synth import CopySpec, ExtraFile, ExtraKind, FileSpec
 from tests.helpers.survey import STUDY
 from tests.helpers.xnat import (
     PROJECT,
@@ -55,6 +55,12 @@ def synth_site(tmp_path: Path, dicom_files: list[FileSpec], extras: list[ExtraFi
 def both_dicom(tmp_path: Path) -> Site:
     """`IM1` and `IM10`, both misnamed DICOM files: renaming IM1 first would take IM10 with it."""
     return synth_site(tmp_path, [FileSpec(instance=FIRST, name="IM1"), FileSpec(instance=TENTH, name="IM10")], [])
+
+
+@pytest.fixture
+def im10_a_duplicate(tmp_path: Path) -> Site:
+    """`IM10` an identical copy of `IM1`: one is renamed, the other removed, whichever the delete order needs."""
+    return synth_site(tmp_path, [FileSpec(instance=FIRST, name="IM1", copies=(CopySpec(name="IM10"),))], [])
 
 
 @pytest.fixture
@@ -198,3 +204,21 @@ def test_a_later_xnat_deleting_exact_names_is_still_not_trusted(tmp_path: Path) 
         clean(run, env["XNAT_PASS"])
         assert files(site.resource) == site.originals and deletes(server) == []
 
+
+@pytest.mark.parametrize("old_xnat", ["im10_a_duplicate"], indirect=True)
+def test_a_duplicate_im10_is_removed_without_taking_along_or_being_taken(old_xnat: tuple[Site, Any]) -> None:
+    site, server = old_xnat
+    env = xnat_env(server)
+    assert set(site.originals) == {"IM1", "IM10"} and len(set(site.originals.values())) == 1
+    run = mitigate(site, env, "--rest-file-operations=allow")
+    clean(run, env["XNAT_PASS"], env["XNAT_USER"])
+    assert run.returncode == 0, run.text[-3000:]
+    assert files(site.resource) == {synth.xnat_name(FIRST): site.originals["IM1"]}
+    assert_nothing_lost(site)
+    (resource,) = run.report()["resources"]
+    assert sorted(a["action"] for a in resource["actions"]) == ["REMOVE", "RENAME"]
+    assert deletes(server) == ["IM10", "IM1"]  # never IM1 while IM10 was listed
+
+    restored = restore(run.out, env)
+    assert restored["totals"]["REFUSED"] == 0
+    assert files(site.resource) == site.originals
