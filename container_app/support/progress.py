@@ -2,9 +2,11 @@
 
 On a terminal (stderr is one and logs are in console form) a rich progress bar on stderr shows files done
 of the total, the rate and the time left; log lines written meanwhile appear above it (the console log
-stream resolves `sys.stderr` at each write, and rich redirects it while the bar is live). Anywhere else
-the bar is replaced by a `progress` log line every `interval` seconds, with the same figures, as the
-survey has always written them: that is what a container's log and XNAT's log view can show.
+stream resolves `sys.stderr` at each write, and rich redirects it while the bar is live), and so does
+whatever is written to stdout meanwhile (a command's summary table), rather than running into the bar.
+Anywhere else the bar is replaced by a `progress` log line every `interval` seconds, with the same
+figures, as the survey has always written them: that is what a container's log and XNAT's log view can
+show.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class RunProgress:
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn(self.unit), TaskProgressColumn(), _RateColumn(self.unit), TimeElapsedColumn(),
                 TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
-                console=Console(file=sys.stderr), redirect_stdout=False, redirect_stderr=True, transient=False)
+                console=Console(file=sys.stderr), redirect_stdout=True, redirect_stderr=True, transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=self.total)
         return self

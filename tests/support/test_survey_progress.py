@@ -4,7 +4,10 @@ periodic JSON `progress` lines anywhere else, exactly as before the bar."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from container_app.survey import pipeline
 from tests.helpers.mitigation import legacy_session, run_cli
 from tests.helpers.terminal import run_on_terminal
 
+REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SCANS, PER_SCAN, DUPLICATES = 3, 6, 2
 FILES = SCANS * (PER_SCAN + DUPLICATES)  # legacy_session adds each duplicate as one more file
@@ -82,3 +86,35 @@ def test_survey_without_a_terminal_writes_the_pipelines_progress_lines_unchanged
     assert {frozenset(p) for p in progress} == {
         frozenset({"event", "log_level", "files_done", "files_total", "files_per_second", "eta_seconds"})}
     assert progress[-1]["files_total"] == FILES and progress[-1]["eta_seconds"] == 0
+
+
+def test_what_is_printed_while_the_bar_is_live_stays_above_it(tmp_path: Path) -> None:
+    """A summary written to stdout before the bar closes (as a command may print its table) is printed above
+    the bar, not run into it: the bar's last state is the terminal's last line."""
+    script = tmp_path / "bar.py"
+    script.write_text(
+        "import sys\n"
+        "from container_app.support.progress import RunProgress\n"
+        "with RunProgress('survey', 4, interactive=True) as bar:\n"
+        "    bar.advance(2)\n"
+        "    sys.stdout.write('the summary table\\n')\n"
+        "    bar.advance(2)\n", "utf-8")
+    controller, terminal = os.openpty()
+    process = subprocess.Popen([sys.executable, str(script)], stdout=terminal, stderr=terminal, cwd=REPO,
+                               env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"})
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    lines = [line for line in _screen(b"".join(chunks).decode()).replace("\r", "\n").splitlines() if line.strip()]
+    assert "the summary table" in lines
+    assert lines[-1].startswith("survey ") and "4/4 files" in lines[-1]
+    assert not any("table" in line and "files" in line for line in lines)  # never on one line with the bar
