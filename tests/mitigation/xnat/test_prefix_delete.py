@@ -150,6 +150,7 @@ def test_im1_is_refused_while_im10_stays(old_xnat: tuple[Site, Any]) -> None:
     clean(run, env["XNAT_PASS"], env["XNAT_USER"])
     assert run.returncode != 0  # a file could not be mitigated
     assert files(site.resource) == before  # IM1 left as it is, IM10 byte-identical, no renamed copy
+    assert sorted(attribute(e, "URI") or "" for e in catalog_entries(site.resource)) == ["IM1", "IM10"]
     assert_nothing_lost(site)
     assert deletes(server) == []
     assert not any(r.method in ("PUT", "POST") and r.path.startswith(FILES_URL) for r in server.requests_log)
