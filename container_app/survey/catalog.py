@@ -9,7 +9,7 @@ import os
 
 from container_app.core.catalog_text import CATALOG_NS, CatalogReader, parse_catalog
 from container_app.core.records import CatalogEntry
-from container_app.support.fsutil import open_regular
+from container_app.survey import anchored_reads
 
 __all__ = ["CATALOG_NS", "CATALOG_SUFFIX", "WHOLE_PARSE_BYTES", "is_catalog_name", "read_catalog", "read_entries"]
 
@@ -36,8 +36,9 @@ def read_catalog(path: str) -> tuple[str | None, tuple[CatalogEntry, ...]]:
 
     Raises CatalogError (not well-formed, a DTD, not UTF-8) or OSError.
     """
-    # A FIFO or device where a catalog should be is refused, never waited on (open_regular).
-    with os.fdopen(open_regular(path), "rb") as handle:
+    # Opened below ROOT without following any link (the held resource folder, `anchored_reads`); a FIFO
+    # or device where a catalog should be is refused, never waited on.
+    with os.fdopen(anchored_reads.open_path(path), "rb") as handle:
         if os.fstat(handle.fileno()).st_size <= WHOLE_PARSE_BYTES:
             parsed = parse_catalog(handle.read())
         else:

@@ -38,6 +38,7 @@ from container_app.core.deidentification import (
     profile_table,
 )
 from container_app.core.naming import is_legacy_name
+from container_app.survey import anchored_reads
 from container_app.survey.dicom import fallback
 from container_app.survey.dicom.inflate import MAX_INFLATED_HEADER_BYTES, HeaderTooLarge, Inflater
 
@@ -242,7 +243,9 @@ def _in_legacy_name(ds: Dataset, name: str) -> bool:
 
 
 def _no_follow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
+    # Read-only whatever `flags` say; through the survey's anchored reads, so no folder swapped for a
+    # link (nor the file itself) is followed and a FIFO is refused, never waited on.
+    return anchored_reads.open_path(path)
 
 
 def _at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:

@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 
+from container_app.survey import anchored_reads
 from container_app.survey.dicom.decode import decode_values, is_valid_uid
 from container_app.survey.dicom.inflate import Inflater
 from container_app.survey.dicom.read_plan import MEDIA_STORAGE_DIRECTORY, ParsedHeader, ReadPlan, TruncatedFile
@@ -30,13 +31,14 @@ _PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 
 def read_with_pydicom(path: str, plan: ReadPlan) -> ParsedHeader:
-    """The wanted elements of one file, by pydicom.
+    """The wanted elements of one file, by pydicom; opened through `anchored_reads` (relative to the
+    resource folder the survey holds: no link followed, no FIFO waited on).
 
-    Raises TruncatedFile, HeaderTooLarge or InvalidDicomError (and pydicom's own).
+    Raises TruncatedFile, HeaderTooLarge or InvalidDicomError (and pydicom's own), OSError.
     """
     tags = list(plan.tags)
     needs_force = False
-    with _NoReadToEnd(io.FileIO(path, "r", opener=_no_follow)) as handle:
+    with _NoReadToEnd(io.FileIO(anchored_reads.open_path(path), "r")) as handle:
         try:
             ds, meta, little = _read(handle, tags, force=False)
         except InvalidDicomError:
@@ -150,10 +152,6 @@ class _InflatedDataset:
         """Whether the read reached the end of a cut stream, or went past the end of a whole one."""
         at_end = self._inflater.finished and self._pos >= len(self._inflater.buffer)
         return self._overran or (at_end and not self._inflater.ended)
-
-
-def _no_follow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def _past_meta(tag: BaseTag, vr: str | None, length: int) -> bool:

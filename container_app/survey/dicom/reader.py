@@ -12,8 +12,10 @@ import hashlib
 import os
 import stat
 
+from container_app.core.errors import FileProblem
 from container_app.core.records import ContentCheck, FileRecord, HeaderValues
 from container_app.core.vocabulary import Reason
+from container_app.survey import anchored_reads
 from container_app.survey.dicom import fallback
 from container_app.survey.dicom.fast_path import (
     GZIP_MAGIC,
@@ -30,32 +32,43 @@ from container_app.survey.dicom.read_plan import MEDIA_STORAGE_DIRECTORY, Parsed
 
 
 def read_header(path: str, plan: ReadPlan, *, fast: bool = True) -> ParsedHeader:
-    """Parse the wanted elements of one DICOM file.
+    """Parse the wanted elements of one DICOM file (opened through `anchored_reads`: no link is followed).
 
-    Raises OSError, TruncatedFile, HeaderTooLarge (a deflated header past the inflation cap: not
-    handed to pydicom, which would only meet the same cap) or InvalidDicomError.
+    Raises OSError (also for a link, FIFO or device, or a folder on the way swapped for a link),
+    TruncatedFile, HeaderTooLarge (a deflated header past the inflation cap: not handed to pydicom,
+    which would only meet the same cap) or InvalidDicomError.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    fd = anchored_reads.open_path(path)
     try:
-        size = os.fstat(fd).st_size
-        if fast:
-            try:
-                return read_fast(Window(fd, size), plan)
-            except FastPathUnsupported:
-                pass
-        # Looked up on the module at each call, so tests can see which files fall back.
-        return fallback.read_with_pydicom(path, plan)
+        return _read_header_fd(fd, path, plan, fast=fast)
     finally:
         os.close(fd)
 
 
+def _read_header_fd(fd: int, path: str, plan: ReadPlan, *, fast: bool = True) -> ParsedHeader:
+    size = os.fstat(fd).st_size
+    if fast:
+        try:
+            return read_fast(Window(fd, size), plan)
+        except FastPathUnsupported:
+            pass
+    # Looked up on the module at each call, so tests can see which files fall back. It opens the file
+    # again, as anchored as this read (relative to the held resource folder).
+    return fallback.read_with_pydicom(path, plan)
+
+
 def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
-    """Everything the survey needs about one directory entry, never following a link."""
-    path = os.path.join(directory, name)
+    """Everything the survey needs about one directory entry, never following a link.
+
+    `directory` is the resource's folder: opened once per process (walked from ROOT without following
+    links, `anchored_reads`) and `name` (`x.dcm` or `sub/x.dcm`) read relative to it.
+    """
     try:
-        st = os.lstat(path)
+        st = anchored_reads.lstat_in(directory, name)
     except OSError as exc:
         return FileRecord(name, 0, 0, (0, 0), 0, None, (Reason.UNREADABLE,), exc.strerror)
+    except FileProblem as exc:  # a folder on the way is a link now: never followed
+        return FileRecord(name, 0, 0, (0, 0), 0, None, (Reason.UNREADABLE,), str(exc))
 
     def record(header: HeaderValues | None, reasons: tuple[Reason, ...], detail: str | None = None,
                needs_force: bool = False) -> FileRecord:
@@ -67,7 +80,13 @@ def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
     if not stat.S_ISREG(st.st_mode):
         return record(None, (Reason.NOT_A_REGULAR_FILE,), detail="not a regular file")
     try:
-        parsed = read_header(path, plan)
+        fd = anchored_reads.open_in(directory, name, before=st)
+    except OSError as exc:
+        return record(None, (Reason.UNREADABLE,), detail=exc.strerror)
+    except FileProblem as exc:  # replaced by a link, FIFO or device since the lstat: refused, never waited on
+        return record(None, (Reason.UNREADABLE,), detail=str(exc))
+    try:
+        parsed = _read_header_fd(fd, os.path.join(directory, name), plan)
     except TruncatedFile:
         return record(None, (Reason.TRUNCATED,), detail="the file ends inside its header")
     except HeaderTooLarge as exc:  # closest Reason until one names the limit; the detail does
@@ -75,9 +94,11 @@ def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
     except OSError as exc:
         return record(None, (Reason.UNREADABLE,), detail=exc.strerror)
     except Exception as exc:  # pydicom raises many types on garbage; all mean "not DICOM" here
-        reason = Reason.GZIP_COMPRESSED if _starts_with(path, GZIP_MAGIC) else Reason.NOT_DICOM
+        reason = Reason.GZIP_COMPRESSED if _starts_with(fd, GZIP_MAGIC) else Reason.NOT_DICOM
         detail = "gzip-compressed file" if reason is Reason.GZIP_COMPRESSED else _short(exc)
         return record(None, (reason,), detail=detail)
+    finally:
+        os.close(fd)
     reasons: list[Reason] = []
     values = parsed.values
     if values.get("SOPClassUID") == MEDIA_STORAGE_DIRECTORY:
@@ -104,7 +125,7 @@ def check_content(path: str) -> ContentCheck:
     elements are not judged, and the detail says so.
     """
     digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
+    with os.fdopen(anchored_reads.open_path(path), "rb", buffering=0) as handle:
         fd = handle.fileno()
         while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
@@ -129,10 +150,9 @@ def check_content(path: str) -> ContentCheck:
     return ContentCheck(digest.hexdigest(), intact, detail)
 
 
-def _starts_with(path: str, magic: bytes) -> bool:
+def _starts_with(fd: int, magic: bytes) -> bool:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(len(magic)) == magic
+        return os.pread(fd, len(magic), 0) == magic
     except OSError:
         return False
 

@@ -1,0 +1,181 @@
+"""The survey's reads below ROOT, all through `support.anchored`: no link in any folder is ever followed.
+
+The pipeline hands its workers absolute paths (a resource's folder and the names in it). Opening those
+paths as they are would follow a folder of ROOT swapped for a link while the survey runs, so each process
+keeps ROOT's descriptor (`anchor_root`, called by `discover` before the workers fork, or by the worker
+itself) and the descriptor of the resource folder it reads now: that folder is walked from ROOT once,
+one component at a time without following links, and its files are then opened relative to it (stat
+first, `O_NOFOLLOW | O_NONBLOCK`, the same inode), with no per-file walk from ROOT.
+
+A path that is not below the registered ROOT (a caller that never surveyed, such as a test reading one
+file) is anchored at its own folder, which the caller named: what is inside it is still never followed.
+Not thread-safe by design: the survey's workers are processes, each with its own descriptors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from container_app.core.errors import FileProblem
+from container_app.support.anchored import Anchor, components
+
+__all__ = ["anchor_root", "hold_root", "lstat_in", "open_in", "open_path"]
+
+T = TypeVar("T")
+
+_root: Anchor | None = None
+_folder: Anchor | None = None  # the resource folder read last: a worker reads a resource's files together
+
+
+def anchor_root(root: str) -> Anchor:
+    """Hold `root` (ROOT, as the admin named it: a link there is followed once) for the reads that follow.
+
+    A survey of a new ROOT, or the same path opened anew, forgets the folders held for the previous one.
+    """
+    global _root
+    _forget_folder()
+    if _root is not None:
+        _root.close()
+    _root = Anchor.open(root)
+    return _root
+
+
+def hold_root(root: str) -> None:
+    """`anchor_root` unless this process already holds `root` (a forked worker inherits it from `discover`)."""
+    if _root is None or _root.path != os.path.abspath(root):
+        anchor_root(root)
+
+
+def _forget_folder() -> None:
+    global _folder
+    if _folder is not None:
+        _folder.close()
+        _folder = None
+
+
+def _below_root(directory: str) -> str | None:
+    """`directory` relative to the registered ROOT, or None when it is not below it."""
+    if _root is None:
+        return None
+    if directory == _root.path:
+        return "."
+    prefix = _root.path.rstrip("/") + "/"
+    return directory[len(prefix):] if directory.startswith(prefix) else None
+
+
+def _open_folder(directory: str) -> Anchor:
+    """The held descriptor of `directory`, or a new one: walked from ROOT without following links."""
+    global _folder
+    directory = os.path.abspath(directory)
+    if _folder is not None and _folder.path == directory:
+        return _folder
+    _forget_folder()
+    rel = _below_root(directory)
+    if rel is None:
+        folder = Anchor.open(directory)
+    else:
+        assert _root is not None
+        try:
+            folder = _root.descend(rel)
+        except FileNotFoundError:
+            if not _deleted(_root):
+                raise
+            # ROOT itself was removed and made again since it was held (tests rebuild archives in place).
+            folder = anchor_root(_root.path).descend(rel)
+        folder.path = directory
+    _folder = folder
+    return folder
+
+
+def _deleted(anchor: Anchor) -> bool:
+    return os.fstat(anchor.fd).st_nlink == 0
+
+
+@contextlib.contextmanager
+def _parent(directory: str, name: str) -> Iterator[tuple[int, str]]:
+    """(descriptor of the folder holding `name`, its last component); `name` may be `sub/x.dcm`."""
+    folder = _open_folder(directory)
+    if "/" not in name:
+        components(name)  # refuses "", "." and ".."
+        yield folder.fd, name
+        return
+    with folder.parent_of(name) as pair:
+        yield pair
+
+
+def _retrying(action: Callable[[], T]) -> T:
+    """`action`, once more on a fresh walk if the held folder was removed since (then the name is gone)."""
+    try:
+        return action()
+    except FileNotFoundError:
+        if _folder is None or not _deleted(_folder):
+            raise
+        _forget_folder()
+        return action()
+
+
+def lstat_in(directory: str, name: str) -> os.stat_result:
+    """The entry's own status (a link is not followed). Raises OSError or FileProblem."""
+    def action() -> os.stat_result:
+        with _parent(directory, name) as (fd, last):
+            return os.stat(last, dir_fd=fd, follow_symlinks=False)
+    return _retrying(action)
+
+
+def open_in(directory: str, name: str, before: os.stat_result | None = None) -> int:
+    """A read-only descriptor of the regular file `name` in `directory`: its `lstat` (`before`, when the
+    caller just took it), then opened `O_NOFOLLOW | O_NONBLOCK` relative to the folder's descriptor and
+    checked to be that inode, as `anchored.open_regular_at` does. Raises OSError or FileProblem."""
+    def action() -> int:
+        with _parent(directory, name) as (fd, last):
+            st = before if before is not None else os.stat(last, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                raise FileProblem(f"{name} is not a regular file (links, FIFOs and devices are never read)")
+            opened = _open_at(fd, last)
+            try:
+                now = os.fstat(opened)
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+                    raise FileProblem(f"{name} was replaced while it was opened; not read")
+                os.set_blocking(opened, True)
+            except BaseException:
+                os.close(opened)
+                raise
+            return opened
+    return _retrying(action)
+
+
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _open_at(fd: int, name: str) -> int:
+    """openat(fd, name, O_NOFOLLOW | O_NONBLOCK). Spelled `/proc/self/fd/<fd>/<name>` where /proc is
+    mounted: the kernel resolves that link to the open folder itself, never to a path looked up again,
+    so it is the same open, and the name it is given is the file's real path for whoever watches opens
+    (strace, audit logs, the tests' spies)."""
+    if _PROC_FD:
+        return os.open(f"/proc/self/fd/{fd}/{name}", _FILE_FLAGS)
+    return os.open(name, _FILE_FLAGS, dir_fd=fd)
+
+
+def open_path(path: str) -> int:
+    """`open_in` for an absolute path: relative to the held resource folder when it is below it.
+
+    Raises OSError only (a refusal is one, its message as strerror): its callers (content checks,
+    pydicom's opener) handle an unreadable file as OSError.
+    """
+    path = os.path.abspath(path)
+    folder = _folder.path if _folder is not None else None
+    held = folder.rstrip("/") + "/" if folder is not None else None
+    try:
+        if folder is not None and held is not None and path.startswith(held):
+            return open_in(folder, path[len(held):])
+        directory, name = os.path.split(path)
+        return open_in(directory, name)
+    except FileProblem as exc:
+        raise OSError(errno.EINVAL, str(exc), path) from exc
