@@ -46,6 +46,7 @@ def test_the_dry_run_report_and_log_say_what_would_change(demo: Path, tmp_path: 
     assert not any(line["event"] == "resource mitigated" for line in lines)
     page = (out / "report.html").read_text("utf-8")
     assert re.search(r'data-value="11">11</span><span class="l">files that would move', page)
+    assert "Originals were copied" not in page and "Nothing was copied or changed" in page
     assert re.search(r'data-value="4">4</span><span class="l">files that would be removed', page)
     assert "<th class=\"num\">would move</th>" in page and ">moved</th>" not in page
 

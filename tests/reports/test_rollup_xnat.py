@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from container_app.core.errors import ExitCode
 from container_app.reports.rollup_xnat import parse_report_time, parse_xnat_time
 from container_app.reports.schemas import ROLLUP_SCHEMA, validate
 from tests.helpers.reports import Dom, make_demo
+from tests.helpers.terminal import run_on_terminal
 from tests.helpers.xnat import clean, run_cli, xnat_env
 from tests.xnat_standin import StandIn, catalogs, run_standin
 
@@ -263,3 +265,17 @@ def test_xnat_listing_dates() -> None:
     assert parse_xnat_time("2019-03-05 16:46:37", dt.UTC) == dt.datetime(2019, 3, 5, 16, 46, 37, tzinfo=dt.UTC)
     for nothing in ("", None, "yesterday", "2019-13-05 16:46:37"):
         assert parse_xnat_time(nothing, dt.UTC) is None
+
+
+def test_a_person_at_a_terminal_sees_a_bar_of_sessions(server: StandIn, tmp_path: Path) -> None:
+    """Issue 16: on a terminal the roll-up counts sessions with a bar that ends at the project's total;
+    the per-session log lines are still printed (above it)."""
+    env = xnat_env(server)
+    run = run_on_terminal("rollup", "--xnat-project", BULK, "--output", tmp_path / "out", "--xnat-timezone",
+                          local_zone(), env=env)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.output)
+    assert run.returncode == ExitCode.FINDINGS, text[-2000:]  # the corrupt session's report: see above
+    counts = [int(done) for done, total in re.findall(r"(\d+)/(\d+) sessions", text) if int(total) == SESSIONS]
+    assert counts and counts[-1] == SESSIONS and counts == sorted(counts)
+    assert "session rolled up" in text and "Traceback" not in text
+    assert env["XNAT_PASS"] not in run.output

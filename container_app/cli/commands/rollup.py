@@ -110,12 +110,17 @@ def run(settings: RollupSettings) -> ExitCode:
 def _run_xnat(settings: XnatRollupSettings) -> ExitCode:
     from container_app.mitigation.xnat.client import XnatClient
     from container_app.mitigation.xnat.project_rollup import XnatRollupRequest, run_xnat_rollup
+    from container_app.support.progress import RunProgress, on_a_terminal
 
     request = XnatRollupRequest(project=settings.xnat_project, output=settings.output,
                                 grace=dt.timedelta(minutes=settings.grace_minutes),
                                 zone=_zone(settings.xnat_timezone))
     with XnatClient.connect() as client:  # XNAT_HOST / XNAT_USER / XNAT_PASS only, never argv
-        outcome = run_xnat_rollup(client, request)
+        if on_a_terminal():  # a bar of sessions for a person; elsewhere the per-session log lines say as much
+            with RunProgress("rollup", 0, unit="sessions", interactive=True) as progress:
+                outcome = run_xnat_rollup(client, request, progress)
+        else:
+            outcome = run_xnat_rollup(client, request)
     log.info("rollup written", **outcome.log_fields())
     if outcome.fetch_problems:
         log.warning("rollup incomplete", fetch_problems=outcome.fetch_problems,

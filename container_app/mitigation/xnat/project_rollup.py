@@ -24,6 +24,7 @@ from container_app.mitigation.xnat.project_reports import REPORT_RESOURCE, Proje
 from container_app.reports.rollup import RollupBuilder, RollupSummary, finish_rollup
 from container_app.reports.rollup_inputs import parse_report_bytes
 from container_app.reports.rollup_xnat import FetchProblem, ListedSession, XnatFindings
+from container_app.support.progress import RunProgress
 
 log = structlog.get_logger("xnat_resource_survey")
 
@@ -55,17 +56,25 @@ class XnatRollupOutcome:
                 "stale_reports": self.stale_reports, "fetch_problems": self.fetch_problems}
 
 
-def run_xnat_rollup(client: XnatClient, request: XnatRollupRequest) -> XnatRollupOutcome:
-    """List the project's sessions, fetch and add each one's reports, write the roll-up into OUTPUT."""
+def run_xnat_rollup(client: XnatClient, request: XnatRollupRequest,
+                    progress: RunProgress | None = None) -> XnatRollupOutcome:
+    """List the project's sessions, fetch and add each one's reports, write the roll-up into OUTPUT.
+
+    `progress` (a person's terminal) counts the sessions rolled up; the log has a line per session anyway.
+    """
     reports = ProjectReports(client, request.zone)
     sessions = reports.sessions(request.project)  # nothing to roll up without it: its error stops the run
     log.info("sessions listed", project=request.project, sessions=len(sessions))
+    if progress is not None:
+        progress.set_total(len(sessions))
     findings = XnatFindings(client.host, request.project, request.grace, sessions_listed=len(sessions))
     builder = RollupBuilder()
     for index, session in enumerate(sessions, 1):
         outcome, fetched, stale = _one_session(reports, builder, findings, request.project, session)
         log.info("session rolled up", session=session.id, label=session.label, outcome=outcome, reports=fetched,
                  stale=stale, n=index, of=len(sessions))
+        if progress is not None:
+            progress.advance()
     builder.xnat = findings.document()
     if findings.never_surveyed:
         builder.warnings.append(f"{len(findings.never_surveyed)} sessions have no reports in {REPORT_RESOURCE}: "
