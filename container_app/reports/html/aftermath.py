@@ -72,8 +72,10 @@ def mitigation_stats(resources: int, m_totals: Counter[str], report_totals: Mapp
     return [
         {"key": "resources", "label": "resources mitigated", "value": resources, "alert": False},
         {"key": "movedFiles", "label": "files moved (renamed)", "value": m_totals["totalMovedFiles"], "alert": False},
-        {"key": "removedFiles", "label": "files removed (backed up)", "value": m_totals["totalRemovedFiles"],
-         "alert": False},
+        # XNAT's removedFiles counts every backed-up file, the moved ones included: said so, or 15 "removed"
+        # beside a dry run's 4 would look wrong.
+        {"key": "removedFiles", "label": "old names removed, each backed up (moved files included)",
+         "value": m_totals["totalRemovedFiles"], "alert": False},
         {"key": "fileErrors", "label": "file errors", "value": m_totals["totalFileErrors"],
          "alert": m_totals["totalFileErrors"] > 0},
         *left_alone(report_totals),
