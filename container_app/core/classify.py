@@ -107,6 +107,103 @@ def _base_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file's classification as far as it can go without the rest of its resource (its duplicates).
+
+    `classify_file` makes one per file, anywhere (a survey's workers make them chunk by chunk); `join`
+    groups a resource's parts by (SOPClassUID, SOPInstanceUID) and gives each its status.
+    """
+
+    record: FileRecord
+    expected_name: str | None  # None when the file is bad
+    bad: tuple[Reason, str | None] | None  # the first bad reason and its detail
+    reasons: tuple[Reason, ...]  # the record's, the catalog's and IDENTIFYING_NAME, in that order
+    identifying_tags: tuple[str, ...]
+    legacy_name: bool
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def uids(self) -> UidPair | None:
+        header = self.record.header
+        if header is None or self.bad is not None:
+            return None
+        return header.values["SOPClassUID"], header.values["SOPInstanceUID"]
+
+    @property
+    def at_expected_name(self) -> bool:
+        return self.expected_name is not None and self.expected_name == _base_name(self.name)
+
+    def finding(self, status: FileStatus) -> FileFinding:
+        """The file's finding once its status (which its duplicates decide) is known."""
+        if self.bad is not None:
+            reason, detail = self.bad
+            reasons = self.reasons if reason in self.reasons else (reason, *self.reasons)
+            return FileFinding(self.record, FileStatus.BAD, None, reasons, detail, self.identifying_tags)
+        reasons = (*self.reasons, Reason.LEGACY_NAME) if self.legacy_name else self.reasons
+        status_reason = _STATUS_REASON.get(status)
+        if status_reason is not None:
+            reasons = (status_reason, *reasons)
+        return FileFinding(self.record, status, self.expected_name, reasons, None, self.identifying_tags)
+
+    def single_finding(self) -> FileFinding:
+        """The finding of a file that has no duplicate: conforming at its expected name, else mismatched."""
+        if self.bad is not None:
+            return self.finding(FileStatus.BAD)
+        return self.finding(FileStatus.CONFORMING if self.at_expected_name else FileStatus.MISMATCHED)
+
+
+def catalog_uids(resource: Resource) -> dict[str, str | None] | None:
+    """The resource catalog's instance UID per entry URI; None when the resource has no catalog."""
+    if resource.catalog_entries is None:
+        return None
+    return {e.uri: e.uid for e in resource.catalog_entries}
+
+
+def classify_file(record: FileRecord, template: NamingTemplate,
+                  catalog: Mapping[str, str | None] | None) -> FilePart:
+    """One file's part of `classify`: its expected name or why it is bad, catalog and identifying-name reasons.
+
+    `catalog` maps entry URIs to their UIDs (`catalog_uids`); it needs to hold this file's entry only.
+    """
+    bad: tuple[Reason, str | None] | None = None
+    name: str | None = None
+    if record.is_bad or record.header is None:
+        first = next((r for r in record.reasons if r in BAD_REASONS), Reason.NOT_DICOM)
+        bad = (first, record.detail)
+    else:
+        name = template.render(record.header.values)
+        problem = unsafe_name_reason(name)
+        if problem is not None:
+            bad = (Reason.UNSAFE_NAME_VALUE, f"the expected name would be unsafe: {problem}")
+            name = None
+    header = record.header
+    extra = list(record.reasons)
+    if catalog is not None:
+        if record.name not in catalog:
+            extra.append(Reason.NOT_IN_CATALOG)
+        else:
+            catalog_uid = catalog[record.name]
+            if header is not None and catalog_uid is not None and catalog_uid != header.get("SOPInstanceUID"):
+                extra.append(Reason.CATALOG_UID_MISMATCH)
+    # A file at its expected name holds only what the template puts there: with no identifying
+    # keyword in the template, there is nothing to find (and most files of an archive are such).
+    named_by_template = name == _base_name(record.name) and not _identifies(template)
+    tags = () if named_by_template else identifying_tags(record)
+    if tags:
+        extra.append(Reason.IDENTIFYING_NAME)
+    legacy = bad is None and header is not None and is_legacy_name(
+        _base_name(record.name), header.get("SOPClassUID"), header.get("SOPInstanceUID"))
+    return FilePart(record, name, bad, tuple(extra), tags, legacy)
+
+
+def _identifies(template: NamingTemplate) -> bool:
+    return any(k in IDENTIFYING_KEYWORDS for k in template.keywords)
+
+
 def classify(resource: Resource, records: Sequence[FileRecord], template: NamingTemplate) -> ResourceFindings:
     """Classify one resource's files (no content checks yet: see `with_content_checks`).
 
@@ -114,72 +211,33 @@ def classify(resource: Resource, records: Sequence[FileRecord], template: Naming
     are matched on it, as their URIs are relative to the resource folder; the expected name is compared
     with its last part, since a rename stays in the file's folder.
     """
-    catalog_uids = {e.uri: e.uid for e in resource.catalog_entries or ()}
-    template_identifies = any(k in IDENTIFYING_KEYWORDS for k in template.keywords)
-    expected: dict[str, str] = {}
-    bad: dict[str, tuple[Reason, str | None]] = {}
-    groups: dict[UidPair, list[str]] = {}
-    for record in records:
-        if record.is_bad or record.header is None:
-            first = next((r for r in record.reasons if r in BAD_REASONS), Reason.NOT_DICOM)
-            bad[record.name] = (first, record.detail)
-            continue
-        name = template.render(record.header.values)
-        problem = unsafe_name_reason(name)
-        if problem is not None:
-            bad[record.name] = (Reason.UNSAFE_NAME_VALUE, f"the expected name would be unsafe: {problem}")
-            continue
-        expected[record.name] = name
-        values = record.header.values
-        groups.setdefault((values["SOPClassUID"], values["SOPInstanceUID"]), []).append(record.name)
+    catalog = catalog_uids(resource)
+    return join(resource, [classify_file(r, template, catalog) for r in records])
 
-    findings: list[FileFinding] = []
+
+def join(resource: Resource, parts: Sequence[FilePart]) -> ResourceFindings:
+    """The per-resource part of `classify`: group the files' parts by instance, give each file its status."""
+    groups: dict[UidPair, list[FilePart]] = {}
+    for part in parts:
+        pair = part.uids
+        if pair is not None:
+            groups.setdefault(pair, []).append(part)
+
     duplicate_groups: list[DuplicateGroup] = []
     status_of: dict[str, FileStatus] = {}
     for (class_uid, instance_uid), members in groups.items():
         if len(members) == 1:
             only = members[0]
-            status_of[only] = FileStatus.CONFORMING if expected[only] == _base_name(only) else FileStatus.MISMATCHED
+            status_of[only.name] = FileStatus.CONFORMING if only.at_expected_name else FileStatus.MISMATCHED
             continue
-        actionable = len({expected[m] for m in members}) == 1
-        duplicate_groups.append(DuplicateGroup(class_uid, instance_uid, actionable, tuple(sorted(members))))
+        actionable = len({m.expected_name for m in members}) == 1
+        duplicate_groups.append(DuplicateGroup(class_uid, instance_uid, actionable,
+                                               tuple(sorted(m.name for m in members))))
         for member in members:
-            status_of[member] = FileStatus.DUPLICATE if actionable else FileStatus.NONACTIONABLE_DUPLICATE
+            status_of[member.name] = FileStatus.DUPLICATE if actionable else FileStatus.NONACTIONABLE_DUPLICATE
 
-    has_catalog = resource.catalog_entries is not None
-    for record in records:
-        name, header = record.name, record.header
-        extra = list(record.reasons)
-        if has_catalog:
-            if name not in catalog_uids:
-                extra.append(Reason.NOT_IN_CATALOG)
-            else:
-                catalog_uid = catalog_uids[name]
-                if header is not None and catalog_uid is not None and catalog_uid != header.get("SOPInstanceUID"):
-                    extra.append(Reason.CATALOG_UID_MISMATCH)
-        # A file at its expected name holds only what the template puts there: with no identifying
-        # keyword in the template, there is nothing to find (and most files of an archive are such).
-        named_by_template = expected.get(name) == _base_name(name) and not template_identifies
-        tags = () if named_by_template else identifying_tags(record)
-        if tags:
-            extra.append(Reason.IDENTIFYING_NAME)
-        bad_reason = bad.get(name)
-        if bad_reason is not None:
-            reason, detail = bad_reason
-            if reason not in extra:
-                extra.insert(0, reason)
-            findings.append(FileFinding(record, FileStatus.BAD, None, tuple(extra), detail, tags))
-            continue
-        status = status_of[name]
-        if header is not None and is_legacy_name(_base_name(name), header.get("SOPClassUID"),
-                                                 header.get("SOPInstanceUID")):
-            extra.append(Reason.LEGACY_NAME)
-        status_reason = _STATUS_REASON.get(status)
-        if status_reason is not None:
-            extra.insert(0, status_reason)
-        findings.append(FileFinding(record, status, expected[name], tuple(extra), None, tags))
-
-    on_disk = {r.name for r in records}
+    findings = [p.finding(status_of.get(p.name, FileStatus.BAD)) for p in parts]
+    on_disk = {p.name for p in parts}
     # An entry inside a folder that could not be listed may well have its file: unknown, not missing.
     unlisted = tuple(f"{_inside(resource.rel_path, u.path)}/" for u in resource.unreadable)
     catalog_findings = tuple(
@@ -214,18 +272,19 @@ def with_content_checks(findings: ResourceFindings, checks: Mapping[str, Content
     identical_of = {m: g.identical for g in groups for m in g.members}
     for finding in findings.files:
         check = checks.get(finding.name)
-        if check is None:
-            files.append(finding)
-            continue
-        reasons = list(finding.reasons)
-        if not check.intact:
-            reasons.append(Reason.PIXEL_DATA_TRUNCATED)
-        same = identical_of.get(finding.name)
-        if same is not None:
-            reasons.append(Reason.DUPLICATE_IDENTICAL if same else Reason.DUPLICATE_DIFFERENT)
-        files.append(replace(finding, reasons=tuple(reasons), sha256=check.sha256, intact=check.intact,
-                             detail=finding.detail or check.detail))
+        files.append(finding if check is None else with_check(finding, check, identical_of.get(finding.name)))
     return replace(findings, files=tuple(files), groups=tuple(groups))
+
+
+def with_check(finding: FileFinding, check: ContentCheck, identical: bool | None = None) -> FileFinding:
+    """One file's part of `with_content_checks`; `identical` is its duplicate group's, None outside one."""
+    reasons = list(finding.reasons)
+    if not check.intact:
+        reasons.append(Reason.PIXEL_DATA_TRUNCATED)
+    if identical is not None:
+        reasons.append(Reason.DUPLICATE_IDENTICAL if identical else Reason.DUPLICATE_DIFFERENT)
+    return replace(finding, reasons=tuple(reasons), sha256=check.sha256, intact=check.intact,
+                   detail=finding.detail or check.detail)
 
 
 # --- names that disclose who the patient is ------------------------------------------------------

@@ -11,7 +11,7 @@ import csv
 import datetime as dt
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +113,9 @@ _COUNTED = (Reason.IDENTIFYING_NAME, Reason.LEGACY_NAME, Reason.NOT_IN_CATALOG, 
             Reason.DEIDENTIFICATION_UNDECIDED)
 
 
-def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetime) -> dict[str, Any]:
+def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetime, *,
+                             with_files: bool = True) -> dict[str, Any]:
+    """A resource's document; without its files' documents (`files` empty) when they are rendered apart."""
     resource = findings.resource
     identity = resource.identity
     expected = {f.name: f.expected_name or "" for f in findings.files}
@@ -140,7 +142,7 @@ def survey_resource_document(findings: ResourceFindings, survey_date: dt.datetim
         },
         "folder": folder_document(findings),
         "duplicateGroups": [group_document(resource.rel_path, g, expected) for g in findings.groups],
-        "files": [file_document(resource.rel_path, f) for f in findings.files],
+        "files": [file_document(resource.rel_path, f) for f in findings.files] if with_files else [],
         "counts": {_camel(r): reasons.get(r, 0) for r in _COUNTED},
     }
 
@@ -207,12 +209,46 @@ def resource_summary(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_resource(findings: ResourceFindings, survey_date: dt.datetime | None = None) -> RenderedResource:
-    """Build, validate and serialise a resource's document. Runs in the survey's worker processes."""
-    moment = survey_date or now_utc()
-    document = survey_resource_document(findings, moment)
-    validate(document, SURVEY_SCHEMA, "resource")
-    return RenderedResource(compact_json(document), resource_summary(document), iso(moment))
+class ResourceRenderer:
+    """Builds, validates and serialises a resource's document (`render_resource`). Runs in the survey's workers.
+
+    A big resource's files are rendered apart, chunk by chunk in the workers (`render_file`), and joined
+    into the resource's text (`assemble`) with bytes identical to rendering it whole: the schema's
+    `files` is a plain array of `file`, so validating each file's document and the resource without its
+    files accepts exactly what validating the whole accepts.
+    """
+
+    def __call__(self, findings: ResourceFindings, survey_date: dt.datetime | None = None) -> RenderedResource:
+        moment = survey_date or now_utc()
+        document = survey_resource_document(findings, moment)
+        validate(document, SURVEY_SCHEMA, "resource")
+        return RenderedResource(compact_json(document), resource_summary(document), iso(moment))
+
+    def render_file(self, resource_path: str, finding: FileFinding) -> str:
+        """One file's document, validated, as the JSON text it has inside its resource's."""
+        document = file_document(resource_path, finding)
+        validate(document, SURVEY_SCHEMA, "file")
+        return compact_json(document)
+
+    def assemble(self, findings: ResourceFindings, file_texts: Sequence[str],
+                 survey_date: dt.datetime | None = None) -> RenderedResource:
+        """The resource's text from its files' texts (`render_file`, in the order of `findings.files`)."""
+        if len(file_texts) != len(findings.files):
+            raise ValueError(f"{len(file_texts)} file documents for {len(findings.files)} files")
+        moment = survey_date or now_utc()
+        document = survey_resource_document(findings, moment, with_files=False)
+        validate(document, SURVEY_SCHEMA, "resource")
+        text = compact_json(document)
+        # The top-level `files` is the only key of that name and is followed by `counts`, whose keys are
+        # reasons: its empty array is the last one in the text (a string's quotes are always escaped).
+        at = text.rindex(_EMPTY_FILES)
+        text = text[:at] + '"files":[' + ",".join(file_texts) + "]" + text[at + len(_EMPTY_FILES):]
+        return RenderedResource(text, resource_summary(document), iso(moment))
+
+
+_EMPTY_FILES = '"files":[]'
+
+render_resource = ResourceRenderer()
 
 
 # --- writing ---------------------------------------------------------------------------------------

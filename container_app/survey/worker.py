@@ -1,0 +1,73 @@
+"""What every survey worker process holds and does per file: read headers, check content, judge links.
+
+Set once per worker (`init_worker`); the pipeline and the big-resource path both hand it tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from container_app.core.naming import NamingTemplate
+from container_app.core.records import ContentCheck, FileRecord, Resource
+from container_app.core.vocabulary import Reason
+from container_app.survey.dicom.read_plan import ReadPlan
+from container_app.survey.dicom.reader import check_content, survey_file
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    root: str
+    read_plan: ReadPlan
+    template: NamingTemplate
+    render: Callable[[Any], Any]
+
+
+_context: WorkerContext | None = None  # set once per worker process
+
+
+def init_worker(context: WorkerContext) -> None:
+    global _context
+    _context = context
+
+
+def context() -> WorkerContext:
+    if _context is None:  # a task outside a worker, or a worker started without `init_worker`
+        raise RuntimeError("survey worker used before init_worker")
+    return _context
+
+
+def read_chunk(task: tuple[str, Sequence[str]]) -> list[FileRecord]:
+    directory, names = task
+    read_plan = context().read_plan
+    return [survey_file(directory, name, read_plan) for name in names]
+
+
+def check_one(directory: str, name: str) -> ContentCheck | None:
+    """The file's content check; None when it could not be read (it is then left unchecked)."""
+    try:
+        return check_content(os.path.join(directory, name))
+    except OSError:
+        return None
+
+
+def check_chunk(task: tuple[str, Sequence[str]]) -> list[tuple[str, ContentCheck | None]]:
+    directory, names = task
+    return [(name, check_one(directory, name)) for name in names]
+
+
+def directory_of(root: str, resource: Resource) -> str:
+    return root if resource.rel_path == "." else os.path.join(root, *resource.rel_path.split("/"))
+
+
+def judge_link(root: str, directory: str, record: FileRecord) -> FileRecord:
+    """A symbolic link is never read; say whether it points out of ROOT."""
+    if Reason.SYMLINK not in record.reasons:
+        return record
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(directory, record.name))
+    if os.path.commonpath([real_root, target]) != real_root:
+        return replace(record, reasons=(Reason.SYMLINK_OUTSIDE_ROOT,), detail="symbolic link leading out of ROOT")
+    return record
