@@ -71,6 +71,8 @@ def _below_root(directory: str) -> str | None:
 def _open_folder(directory: str) -> Anchor:
     """The held descriptor of `directory`, or a new one: walked from ROOT without following links."""
     global _folder
+    if _folder is not None and _folder.path == directory:  # the common case, per file: no path work
+        return _folder
     directory = os.path.abspath(directory)
     if _folder is not None and _folder.path == directory:
         return _folder
@@ -113,14 +115,21 @@ def _retrying(action: Callable[[], T]) -> T:
     try:
         return action()
     except FileNotFoundError:
-        if _folder is None or not _deleted(_folder):
+        if not _stale():
             raise
-        _forget_folder()
         return action()
 
 
 def lstat_in(directory: str, name: str) -> os.stat_result:
     """The entry's own status (a link is not followed). Raises OSError or FileProblem."""
+    if "/" not in name and name not in _NOT_NAMES:  # the common case, per file: no generator, no closure
+        try:
+            return os.stat(name, dir_fd=_open_folder(directory).fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if not _stale():
+                raise
+            return os.stat(name, dir_fd=_open_folder(directory).fd, follow_symlinks=False)
+
     def action() -> os.stat_result:
         with _parent(directory, name) as (fd, last):
             return os.stat(last, dir_fd=fd, follow_symlinks=False)
@@ -131,24 +140,45 @@ def open_in(directory: str, name: str, before: os.stat_result | None = None) -> 
     """A read-only descriptor of the regular file `name` in `directory`: its `lstat` (`before`, when the
     caller just took it), then opened `O_NOFOLLOW | O_NONBLOCK` relative to the folder's descriptor and
     checked to be that inode, as `anchored.open_regular_at` does. Raises OSError or FileProblem."""
+    if "/" not in name and name not in _NOT_NAMES:
+        try:
+            return _open_checked(_open_folder(directory).fd, name, name, before)
+        except FileNotFoundError:
+            if not _stale():
+                raise
+            return _open_checked(_open_folder(directory).fd, name, name, before)
+
     def action() -> int:
         with _parent(directory, name) as (fd, last):
-            st = before if before is not None else os.stat(last, dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode):
-                raise FileProblem(f"{name} is not a regular file (links, FIFOs and devices are never read)")
-            opened = _open_at(fd, last)
-            try:
-                now = os.fstat(opened)
-                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
-                    raise FileProblem(f"{name} was replaced while it was opened; not read")
-                os.set_blocking(opened, True)
-            except BaseException:
-                os.close(opened)
-                raise
-            return opened
+            return _open_checked(fd, last, name, before)
     return _retrying(action)
 
 
+def _open_checked(fd: int, name: str, shown: str, before: os.stat_result | None) -> int:
+    st = before if before is not None else os.stat(name, dir_fd=fd, follow_symlinks=False)
+    if not stat.S_ISREG(st.st_mode):
+        raise FileProblem(f"{shown} is not a regular file (links, FIFOs and devices are never read)")
+    opened = _open_at(fd, name)
+    try:
+        now = os.fstat(opened)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+            raise FileProblem(f"{shown} was replaced while it was opened; not read")
+        os.set_blocking(opened, True)
+    except BaseException:
+        os.close(opened)
+        raise
+    return opened
+
+
+def _stale() -> bool:
+    """Whether the held folder was removed since it was opened (then forgotten, for a fresh walk)."""
+    if _folder is None or not _deleted(_folder):
+        return False
+    _forget_folder()
+    return True
+
+
+_NOT_NAMES = frozenset({"", ".", ".."})
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _PROC_FD = os.path.isdir("/proc/self/fd")
 
@@ -169,7 +199,8 @@ def open_path(path: str) -> int:
     Raises OSError only (a refusal is one, its message as strerror): its callers (content checks,
     pydicom's opener) handle an unreadable file as OSError.
     """
-    path = os.path.abspath(path)
+    if not path.startswith("/"):  # `..` in an absolute path is refused below, as a component
+        path = os.path.abspath(path)
     folder = _folder.path if _folder is not None else None
     held = folder.rstrip("/") + "/" if folder is not None else None
     try:
