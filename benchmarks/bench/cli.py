@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.corpus import Corpus, ensure_multi, ensure_single
 from bench.corpus_params import MultiParams, SingleParams
+from bench.legacy_main import add_legacy_options, legacy_main
 from bench.locations import REPO
 from bench.machine import machine_info, ours_walker
 from bench.measurements import Measurement
@@ -76,6 +77,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--generate-only", action="store_true", help="build the corpora and stop")
     ap.add_argument("--json", type=Path, help="write all figures to this JSON file")
     ap.add_argument("--markdown", type=Path, help="also write the Markdown tables to this file")
+    add_legacy_options(ap)
     return ap
 
 
@@ -85,6 +87,8 @@ def main(argv: Sequence[str] | None = None, *, description: str) -> int:
     self_check_naming()
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.corpus == "legacy":
+        return legacy_main(args)
     corpora: list[tuple[str, Corpus]] = []
     for n in parse_sizes(args.sizes):
         p = SingleParams(files=n, files_per_scan=args.files_per_scan, layout=args.layout,
