@@ -95,8 +95,12 @@ def discover(root: str, selection: Selection, on_skip: Callable[[str, str], None
     A folder that cannot be listed is yielded as a resource with no files and the reason (`unreadable`);
     `on_skip` hears of the folders with files that the selection leaves out.
     """
-    anchor = anchored_reads.anchor_root(root)
-    root_parts = tuple(p for p in anchor.path.split(os.sep) if p)
+    root_parts = tuple(p for p in os.path.abspath(root).split(os.sep) if p)
+    try:
+        anchor = anchored_reads.anchor_root(root)
+    except OSError as exc:  # ROOT itself cannot be opened (chmod 000): reported as any such folder
+        yield from _unlisted(root_parts, (), selection, exc, on_skip)
+        return
     fd = os.dup(anchor.fd)  # the walk's own: the held ROOT may be replaced while this generator is paused
     try:
         yield from _visit(fd, (), root_parts, selection, on_skip)

@@ -18,7 +18,7 @@ import pytest
 
 from container_app.demo import synth
 from container_app.demo.synth import ScanSpec
-from container_app.survey import pipeline
+from container_app.survey import anchored_reads, pipeline
 from container_app.survey.discover import Selection, discover
 from tests.helpers.survey import STUDY, files_of, resource_of
 
@@ -113,3 +113,16 @@ def test_a_fifo_as_a_dicom_file_and_as_a_catalog_never_blocks(tmp_path: Path, cl
     entry = resource_of(result.report, RESOURCE)
     assert files_of(entry)[victim.name]["reasons"] == ["NOT_A_REGULAR_FILE"]
     assert "not a regular file" in json.dumps(entry)
+
+
+def test_a_root_that_cannot_be_opened_is_reported_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "session"
+    _session(root)
+
+    def refuse(cls: Any, path: str, **kwargs: Any) -> Any:  # as the system answers for a folder chmod 000
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(anchored_reads.Anchor, "open", classmethod(refuse))
+    [resource] = list(discover(str(root), Selection()))
+    assert resource.rel_path == "."
+    assert [(u.path, u.error) for u in resource.unreadable] == [(".", "Permission denied")]
