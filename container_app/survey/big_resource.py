@@ -7,6 +7,12 @@ validate its document as if it had no duplicate. The main process only joins: gr
 (SOPClassUID, SOPInstanceUID), which needs all of them, and re-renders the members of duplicate
 groups (whose status, reasons and de-identification the group decides). The next big resource is
 handed to the workers before the last one is joined, so both are busy.
+
+Measured on one legacy resource of 39,600 files (36,000 instances, every file misnamed, 10% with a
+second copy), --jobs 2, on a loaded machine: the main process's CPU went from 11.4 s to 7.2 s and the
+workers' from 12.6 s to 24.2 s. What the main process still spends is mostly unpickling the workers'
+rows, the join and content-check merge (a `replace` per checked file), the catalog's parse and the
+HTML page's per-file rows.
 """
 
 from __future__ import annotations
