@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -76,11 +76,13 @@ _DRY_RUN_TABLE = (("resource", "path"), ("status", "status"), ("would move", "wo
                   ("would remove", "wouldRemove"), ("would retain", "wouldRetain"), ("conflicts", "conflicts"))
 
 
-def log_summary(document: dict[str, Any], report_path: str) -> None:
-    """The run's last log lines, and on a terminal the table of resources and how to undo the run."""
-    dry_run = document["dryRun"]
-    path = "dry run: nothing changed" if dry_run else document["backupRoot"]
-    totals = document["totals"]
+def log_summary(envelope: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], report_path: str) -> None:
+    """The run's last log lines, and on a terminal the table of resources and how to undo the run.
+
+    `envelope`: the report's fields but `resources` (its totals included); `rows`: `summary_row` of each."""
+    dry_run = envelope["dryRun"]
+    path = "dry run: nothing changed" if dry_run else envelope["backupRoot"]
+    totals = envelope["totals"]
     if dry_run:
         log.info("dry run finished: nothing changed", report=report_path, resources=totals["resources"],
                  would_move=totals["plannedMoves"], would_remove=totals["plannedRemovals"],
@@ -89,21 +91,17 @@ def log_summary(document: dict[str, Any], report_path: str) -> None:
         log.info("mitigation finished", backup=path, report=report_path, **totals)
     undo = f"xnat-resource-survey restore --report {report_path}"
     # XNAT's own mitigation keeps its backups in XNAT's cache: no REST call restores them.
-    restorable = not any(r.get("way") == "api" for r in document["resources"])
+    restorable = not any(r.get("way") == "api" for r in rows)
     changed = totals["movedFiles"] + totals["removedFiles"] if restorable else 0
     if not dry_run and changed:
         log.info("to undo", command=undo)
     if sys.stderr.isatty():
         if dry_run:
-            rows = [{"path": r["path"], "status": r["status"], **r["planned"]} for r in document["resources"]]
-            sys.stdout.write(text_table(_DRY_RUN_TABLE, rows))
+            sys.stdout.write(text_table(_DRY_RUN_TABLE, [{"path": r["path"], "status": r["status"], **r["planned"]}
+                                                         for r in rows]))
             sys.stdout.write(f"dry run, nothing changed: {totals['plannedMoves']} files would move, "
                              f"{totals['plannedRemovals']} would be removed, {totals['plannedRetained']} "
                              f"would be retained, {totals['conflicts']} left in conflict\n")
             return
-        rows = [{"path": r["path"], "status": r["status"], "moved": r["xnat"]["totalMovedFiles"],
-                 "removed": r["xnat"]["totalRemovedFiles"], "retained": len(r["xnat"]["retainedFiles"]),
-                 "errors": r["xnat"]["totalFileErrors"], "conflicts": len(r["conflicts"])}
-                for r in document["resources"]]
         sys.stdout.write(text_table(_TABLE, rows))
         sys.stdout.write(f"backups: {path}\n" + (f"to undo: {undo}\n" if changed else ""))

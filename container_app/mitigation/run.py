@@ -1,38 +1,37 @@
-"""A mitigation run: survey report in, plan, execute resource by resource, mitigation report out."""
+"""A mitigation run: survey report in, plan, execute resource by resource, mitigation report out.
+
+The survey report is read twice, resource by resource, never whole (see `survey_stream`); the run
+itself is `run_flow`'s. Inside XNAT, the XNAT executor's run is `run_xnat`'s.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
 import structlog
 
 from container_app.core.errors import ReportError, UsageError
-from container_app.core.outcomes import ActionResult, ResourceResult
-from container_app.core.plan import MitigationPlan, ResourcePlan, plan_document, plan_mitigation
-from container_app.core.report_checks import MAX_PROBLEMS_SHOWN, survey_report_problems
-from container_app.core.vocabulary import ExecutorChoice, Outcome, ResourceStatus
-from container_app.mitigation.filesystem import FilesystemExecutor, backup_folder_for, stale_reason
+from container_app.core.vocabulary import ExecutorChoice
+from container_app.mitigation.filesystem import FilesystemExecutor
 from container_app.mitigation.journal import JOURNAL_NAME, Journal, exclusive_lock
-from container_app.mitigation.protocol import Executor, untouched
-from container_app.mitigation.report_files import MITIGATION_PLAN, log_resource, log_summary, write_json, write_report
 from container_app.mitigation.request import MitigationRequest, MitigationSummary
+from container_app.mitigation.run_flow import Run
 from container_app.mitigation.run_state import record_start, state_folder, unfinished_runs
-from container_app.reports.mitigation import MITIGATION_REPORT, mitigation_document, mitigation_report_text
-from container_app.reports.schemas import SURVEY_SCHEMA, parse_report, read_report_bytes
-from container_app.support.anchored import Anchor
+from container_app.mitigation.survey_stream import (
+    EXACT,
+    FAST,
+    RESOURCE,
+    NotUtf8Names,
+    ReportStream,
+    check_survey_report,
+    survey_resources,
+)
 from container_app.support.fsutil import is_inside
-from container_app.support.progress import RunProgress
 from container_app.support.time import now_utc
 
 log = structlog.get_logger("xnat_resource_survey.mitigate")
-
-#: What makes a run's exit code say "look at the report": a resource not (or not wholly) mitigated.
-TROUBLED = frozenset({ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED})
 
 
 def mitigate(request: MitigationRequest) -> MitigationSummary:
@@ -75,11 +74,19 @@ def _finish_unfinished_runs(request: MitigationRequest, root: str, backup_root: 
 
 
 def _run_id_of(report_path: str) -> object:
-    try:
-        with open(report_path, "rb") as handle:
-            return json.loads(handle.read()).get("runId")
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The report's `runId`, read from its envelope (it precedes `resources`), or None."""
+    for backend in (FAST, EXACT):
+        try:
+            for key, value in ReportStream(report_path, backend).fields():
+                if key == "runId":
+                    return value
+                if key == RESOURCE:
+                    return None
+        except NotUtf8Names:
+            continue
+        except ReportError:
+            return None
+    return None
 
 
 def _wants_xnat(request: MitigationRequest, root: str) -> bool:
@@ -96,102 +103,32 @@ def _mitigate(request: MitigationRequest, root: str, backup_root: str, client: A
     report_path = request.report
     if report_path is None:
         report_path = request.survey(request.output)
-    report_bytes = read_report_bytes(report_path)  # read once: the bytes validated are the bytes kept for the run
-    survey_report = parse_report(report_bytes, report_path, SURVEY_SCHEMA)
-    problems = survey_report_problems(survey_report)
-    if problems:
-        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN]) + ("; ..." if len(problems) > MAX_PROBLEMS_SHOWN else "")
-        raise ReportError(f"{report_path} cannot be used for a mitigation, nothing was changed: {shown}")
-    if os.path.realpath(survey_report["root"]) != os.path.realpath(root):
-        raise UsageError(f"the survey report describes {survey_report['root']}, not {root}")
-    if survey_report["template"] != request.template and request.report is not None:
+    checked = check_survey_report(report_path, request.keep)  # the whole report, before any change
+    envelope = checked.envelope
+    if os.path.realpath(envelope["root"]) != os.path.realpath(root):
+        raise UsageError(f"the survey report describes {envelope['root']}, not {root}")
+    if envelope["template"] != request.template and request.report is not None:
         log.warning("the report's naming template differs from --template; the report's is used",
-                    report_template=survey_report["template"])
-
-    plan = plan_mitigation(survey_report, request.keep)
+                    report_template=envelope["template"])
     os.makedirs(request.output, exist_ok=True)
     started = now_utc()
+    run = Run(request, envelope, report_path, backup_root, started)
     if request.dry_run:
-        write_json(os.path.join(request.output, MITIGATION_PLAN), plan_document(plan))
-        results = _previewed(plan, root, backup_root, checked=not use_xnat)
-        for result in results:
-            log_resource(result, dry_run=True)
-        document = mitigation_document(plan, results, report_path, backup_root, None, True, started,
-                                       executor="xnat" if use_xnat else "filesystem")
-        written = write_report(request.output, document, survey_report)
-        log_summary(document, written)
-        return MitigationSummary(written, troubled=False)
+        return run.preview(root, checked, checked_stale=not use_xnat, executor="xnat" if use_xnat else "filesystem")
+    if client is not None:
+        from container_app.mitigation.run_xnat import mitigate_through_xnat
 
-    state = state_folder(backup_root, plan.run_id)
+        return mitigate_through_xnat(request, root, backup_root, client, report_path, checked, started)
+    state = state_folder(backup_root, envelope["runId"])
     os.makedirs(state, exist_ok=True)
-    with exclusive_lock(state, f"mitigation run {plan.run_id}"):
-        record_start(state, root, request.keep, "xnat" if client is not None else "filesystem", report_bytes)
+    with exclusive_lock(state, f"mitigation run {envelope['runId']}"):
+        copy = record_start(state, root, request.keep, "filesystem", report_path, checked.sha256)
         journal = Journal.open(os.path.join(state, JOURNAL_NAME))
-        closing = ExitStack()
+        executor = FilesystemExecutor(root, backup_root, envelope["runId"], journal)
         try:
-            executor: Executor
-            xnat_executor = None
-            if client is not None:
-                from container_app.mitigation.xnat.executor import XnatExecutor
-
-                executor = xnat_executor = XnatExecutor(client, request, root, plan.run_id, journal, survey_report)
-            else:
-                executor = filesystem = FilesystemExecutor(root, backup_root, plan.run_id, journal)
-                closing.callback(filesystem.close)
-            log.info("mitigation started", root=root, resources=len(plan.resources), backup=backup_root,
-                     journal=journal.path, run_id=plan.run_id, executor=executor.name)
-            results = []
-            with RunProgress("mitigate", sum(len(p.actions) for p in plan.resources)) as progress:
-                for batch in _batches(plan.resources):
-                    for result in executor.execute_batch(batch):
-                        results.append(result)
-                        progress.advance(len(result.plan.actions))
-                        log_resource(result)
-            if xnat_executor is not None:  # the mount is a live view of the archive: check what XNAT did
-                results = xnat_executor.confirm(results, request.survey, os.path.join(request.output, "resurvey"))
+            log.info("mitigation started", root=root, resources=checked.planned_resources, backup=backup_root,
+                     journal=journal.path, run_id=envelope["runId"], executor=executor.name)
+            return run.execute(executor, survey_resources(copy, checked), checked, journal.path, state)
         finally:
-            closing.close()
+            executor.close()
             journal.close()
-    document = mitigation_document(plan, results, report_path, backup_root, journal.path, False, started,
-                                   executor=executor.name)
-    if xnat_executor is not None:
-        document["xnatServer"] = xnat_executor.server_document()
-    text = mitigation_report_text(document)
-    written = write_report(request.output, document, survey_report, text)
-    write_json(os.path.join(state, MITIGATION_REPORT), document, text)  # restore finds it beside the backups
-    log_summary(document, written)
-    return MitigationSummary(written, troubled=any(r.status in TROUBLED for r in results))
-
-
-#: A batch shares one sync of the file system per step; its resources stay locked until it ends.
-BATCH_FILES = 2000
-BATCH_RESOURCES = 100
-
-
-def _batches(plans: Sequence[ResourcePlan]) -> Iterator[list[ResourcePlan]]:
-    batch: list[ResourcePlan] = []
-    files = 0
-    for plan in plans:
-        if batch and (files + len(plan.actions) > BATCH_FILES or len(batch) >= BATCH_RESOURCES):
-            yield batch
-            batch, files = [], 0
-        batch.append(plan)
-        files += len(plan.actions)
-    if batch:
-        yield batch
-
-
-def _previewed(plan: MitigationPlan, root: str, backup_root: str, *, checked: bool) -> list[ResourceResult]:
-    """A dry run's results: each resource PLANNED, or STALE where the real run would find it changed
-    (the same read-only checks the file executor makes before it touches a resource)."""
-    results = []
-    with Anchor.open(root) as archive:
-        for resource in plan.resources:
-            folder = backup_folder_for(backup_root, plan.run_id, resource)
-            stale = stale_reason(archive, resource) if checked and resource.actions else None
-            if stale is not None:
-                results.append(untouched(resource, folder, ResourceStatus.STALE, stale))
-                continue
-            actions = tuple(ActionResult(a, Outcome.PLANNED) for a in resource.actions)
-            results.append(ResourceResult(resource, ResourceStatus.PLANNED, folder, actions))
-    return results

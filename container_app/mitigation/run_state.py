@@ -11,15 +11,19 @@ report on disk (inside XNAT, a resource project members can edit) may have chang
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
+
+import ijson  # type: ignore[import-untyped]  # ijson ships no type information
 
 from container_app.core.errors import MitigationError
 from container_app.core.vocabulary import KeepPolicy
 from container_app.mitigation.journal import STATE_FOLDER
 from container_app.reports.mitigation import MITIGATION_REPORT
-from container_app.support.fsutil import write_atomically
+from container_app.support.fsutil import SaveFile, write_atomically
 
 RUN_RECORD = "run.json"
 SURVEY_COPY = "survey-report.json"
@@ -37,28 +41,46 @@ def state_folder(backup_root: str, run_id: str) -> str:
     return os.path.join(backup_root, STATE_FOLDER, run_id)
 
 
-def record_start(folder: str, root: str, keep: KeepPolicy, executor: str, report_bytes: bytes) -> None:
-    """Keep the report the plan comes from, before any change; refuse a report that differs from the copy
-    an earlier attempt of this run kept."""
+def record_start(folder: str, root: str, keep: KeepPolicy, executor: str, report_path: str, sha256: str) -> str:
+    """Keep the report the plan comes from (its bytes, checked against the digest of those the run
+    validated), before any change; refuse a report that differs from the copy an earlier attempt of
+    this run kept. Returns the copy's path: the run reads its resources from there."""
     os.makedirs(folder, exist_ok=True)
     copy = os.path.join(folder, SURVEY_COPY)
     if os.path.lexists(copy):
-        with open(copy, "rb") as handle:
-            kept = handle.read()
-        if _parsed(kept) != _parsed(report_bytes):
+        if os.path.realpath(copy) != os.path.realpath(report_path) and not _same_report(copy, sha256, report_path):
             raise MitigationError(f"the survey report differs from the one run {os.path.basename(folder)} started "
                                   f"with ({copy}); it may have been edited. Use that copy, or survey again")
-        return
-    write_atomically(copy, report_bytes)
+        return copy
+    digest = hashlib.sha256()
+    with open(report_path, "rb") as source, SaveFile(copy, binary=True) as target:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            target.write(chunk)
+        if digest.hexdigest() != sha256:  # raised inside the block: the copy is never made
+            raise MitigationError(f"{report_path} changed while the mitigation read it; nothing was changed, "
+                                  "survey again")
     write_atomically(os.path.join(folder, RUN_RECORD),
                      json.dumps({"root": root, "keep": keep.value, "executor": executor}, indent=1).encode("utf-8"))
+    return copy
 
 
-def _parsed(data: bytes) -> object:
+def _same_report(copy: str, sha256: str, report_path: str) -> bool:
+    """The same bytes; or else the same JSON (as parsed, event by event, never whole in memory)."""
+    digest = hashlib.sha256()
+    with open(copy, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() == sha256:
+        return True
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+        with open(copy, "rb") as kept, open(report_path, "rb") as given:
+            # The pure-Python parser: it reads names that are not UTF-8 (lone surrogates), as json.loads does.
+            python = ijson.get_backend("python")
+            pairs = itertools.zip_longest(python.parse(kept, use_float=True), python.parse(given, use_float=True))
+            return all(a == b for a, b in pairs)
+    except (OSError, ijson.JSONError, UnicodeDecodeError, ValueError):
+        return False
 
 
 def unfinished_runs(backup_root: str, root: str) -> list[UnfinishedRun]:

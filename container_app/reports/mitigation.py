@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from container_app import __version__
@@ -121,35 +121,50 @@ def mitigation_resource_document(result: ResourceResult) -> dict[str, Any]:
     return document
 
 
-def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult], survey_report: str,
-                        backup_root: str, journal: str | None, dry_run: bool, started: Any,
-                        executor: str = "filesystem") -> dict[str, Any]:
-    resources = [mitigation_resource_document(r) for r in results]
+def mitigation_head(run_id: str, root: str, template: str, keep: str, survey_report: str, backup_root: str,
+                    journal: str | None, dry_run: bool, started: Any, executor: str) -> dict[str, Any]:
+    """The report's fields before `resources`, `finishedAt` (now) last."""
     return {
         "reportType": "mitigation",
         "schemaVersion": "1.0",
         "tool": {"name": "xnat-resource-survey", "version": __version__},
-        "runId": plan.run_id,
-        "root": plan.root,
+        "runId": run_id,
+        "root": root,
         "surveyReport": os.path.abspath(survey_report),
-        "template": plan.template,
-        "keep": plan.keep.value,
+        "template": template,
+        "keep": keep,
         "dryRun": dry_run,
         "executor": executor,
         "backupRoot": backup_root,
         "journal": journal,
         "startedAt": iso(started),
         "finishedAt": iso(now_utc()),
-        "resources": resources,
-        "totals": _totals(resources),
     }
 
 
-def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
-    totals = {"resources": 0, "mitigated": 0, "stale": 0, "failed": 0, "movedFiles": 0, "removedFiles": 0,
-              "retainedFiles": 0, "fileErrors": 0, "conflicts": 0, "plannedMoves": 0, "plannedRemovals": 0,
-              "plannedRetained": 0}
-    for r in resources:
+def mitigation_document(plan: MitigationPlan, results: Sequence[ResourceResult], survey_report: str,
+                        backup_root: str, journal: str | None, dry_run: bool, started: Any,
+                        executor: str = "filesystem") -> dict[str, Any]:
+    """The whole report in memory (the XNAT executor's run, which confirms every result at the end)."""
+    head = mitigation_head(plan.run_id, plan.root, plan.template, plan.keep.value, survey_report, backup_root,
+                           journal, dry_run, started, executor)
+    resources = [mitigation_resource_document(r) for r in results]
+    totals = MitigationTotals()
+    for resource in resources:
+        totals.add(resource)
+    return {**head, "resources": resources, "totals": totals.as_dict()}
+
+
+class MitigationTotals:
+    """The report's `totals`, counted resource document by resource document."""
+
+    def __init__(self) -> None:
+        self.counts = {"resources": 0, "mitigated": 0, "stale": 0, "failed": 0, "movedFiles": 0, "removedFiles": 0,
+                       "retainedFiles": 0, "fileErrors": 0, "conflicts": 0, "plannedMoves": 0,
+                       "plannedRemovals": 0, "plannedRetained": 0}
+
+    def add(self, r: Mapping[str, Any]) -> None:
+        totals = self.counts
         totals["resources"] += 1
         totals["mitigated"] += r["status"] == ResourceStatus.MITIGATED.value
         totals["stale"] += r["status"] == ResourceStatus.STALE.value
@@ -163,7 +178,18 @@ def _totals(resources: Iterable[dict[str, Any]]) -> dict[str, int]:
         totals["plannedMoves"] += r["planned"]["wouldMove"]
         totals["plannedRemovals"] += r["planned"]["wouldRemove"]
         totals["plannedRetained"] += r["planned"]["wouldRetain"]
-    return totals
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def summary_row(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """What the terminal's table and the undo hint need of a resource document."""
+    xnat = resource["xnat"]
+    return {"path": resource["path"], "status": resource["status"], "way": resource.get("way"),
+            "moved": xnat["totalMovedFiles"], "removed": xnat["totalRemovedFiles"],
+            "retained": len(xnat["retainedFiles"]), "errors": xnat["totalFileErrors"],
+            "conflicts": len(resource["conflicts"]), "planned": dict(resource["planned"])}
 
 
 def mitigation_report_text(document: Any) -> str:
