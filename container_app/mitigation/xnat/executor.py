@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from container_app.core.deidentification import less_deidentified_kept_by_newest
 from container_app.core.errors import FileProblem, ResolveProblem
 from container_app.core.outcomes import ResourceResult
 from container_app.core.plan import ResourcePlan
@@ -94,12 +95,45 @@ class XnatExecutor:
         if self.way is None:
             return untouched_result(plan, ResourceStatus.FAILED, self.way_reason or "refused", target=target,
                                     way_reason=self.way_reason, request_status="DIVERGENT")
-        executor = (XnatApiExecutor(self._context) if self.way is XnatWay.API else XnatFileOpsExecutor(self._context))
+        way, way_reason = self.way, self.way_reason or ""
+        if way is XnatWay.API:
+            guard = self._deidentification_guard(plan)
+            if guard is not None and self.request.rest_file_operations is not RestFileOperations.ALLOW:
+                return untouched_result(plan, ResourceStatus.FAILED, guard, target=target, way_reason=guard,
+                                        request_status="DIVERGENT")
+            if guard is not None:  # the admin allowed file operations: our plan keeps the more de-identified copy
+                way, way_reason = XnatWay.FILE_OPERATIONS, f"{guard}; --rest-file-operations=allow: file operations"
+                log.warning("resource not handed to XNAT's mitigation", resource=plan.resource_path,
+                            way=way.value, because="XNAT would keep a less de-identified copy")
+        executor = (XnatApiExecutor(self._context) if way is XnatWay.API else XnatFileOpsExecutor(self._context))
         with item_failure(FileProblem) as failure:
-            return executor.execute(plan, target, self.way_reason or "")
+            return executor.execute(plan, target, way_reason)
         # Whatever was done is safe (no delete before a verified backup); a rerun finishes from XNAT's state.
         return untouched_result(plan, ResourceStatus.FAILED, f"stopped on an XNAT error: {failure.error}",
                                 target=target, way=self.way, way_reason=self.way_reason)
+
+    def _deidentification_guard(self, plan: ResourcePlan) -> str | None:
+        """Why this resource must not go to XNAT's mitigation API, or None (issue 15).
+
+        XNAT's mitigation keeps the newest copy of a duplicate and never looks inside it (ResourceMitigationHelper,
+        1.8.7+; newest by file time, as our --keep newest models it): where that copy is less de-identified than
+        another, or the copies' signals disagree, XNAT would keep the one that discloses more. Keywords only.
+        """
+        assert self._context is not None
+        resource = self._context.survey.get(plan.resource_path)
+        if resource is None or not less_deidentified_kept_by_newest(resource):
+            return None
+        keywords: set[str] = set()
+        for group in resource.get("duplicateGroups") or ():
+            deidentification = group.get("deidentification") or {}
+            keywords.update(deidentification.get("lookAt") or ())
+            for said in (deidentification.get("because") or {}).values():
+                keywords.update(said)
+        shown = ", ".join(sorted(keywords)) or "the copies' de-identification signals"
+        return ("not handed to XNAT's mitigation: XNAT keeps the newest copy of a duplicate, and here that copy is "
+                f"less de-identified than another, or the copies' signals disagree (look at: {shown}); nothing was "
+                "changed. Rerun with --rest-file-operations=allow to have this tool keep the more de-identified copy, "
+                "or resolve the copies by hand")
 
     def _choose(self, project: str) -> None:
         assert self._context is not None
