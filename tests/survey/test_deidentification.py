@@ -156,7 +156,8 @@ def test_a_deflated_copy_is_read_too(tmp_path: Path) -> None:
 
 
 def test_no_identifying_value_in_any_output(tmp_path: Path) -> None:
-    """Survey, HTML, dry run and mitigation of every kind of pair: no synthesized value anywhere, logs included."""
+    """Survey, HTML, dry run, mitigation, restore and roll-up of every kind of pair: no synthesized value in any
+    output, logs, journal and the run's state folder included."""
     folder = d.session_folder(tmp_path / "root")
     original = d.original()
     pairs = [(d.dicognito(original), original), (d.xnat_dicomedit(original), original),
@@ -172,7 +173,10 @@ def test_no_identifying_value_in_any_output(tmp_path: Path) -> None:
                  ["mitigate", tmp_path / "root", "--report", out / "survey-report.json", "--dry-run",
                   "--backup-dir", tmp_path / "backup", "--output", out / "dry"],
                  ["mitigate", tmp_path / "root", "--report", out / "survey-report.json",
-                  "--backup-dir", tmp_path / "backup", "--output", out / "mitigation"]):
+                  "--backup-dir", tmp_path / "backup", "--output", out / "mitigation"],
+                 ["restore", "--report", out / "mitigation" / "mitigation-report.json", "--output", out / "restore"],
+                 ["rollup", out / "survey-report.json", out / "mitigation" / "mitigation-report.json",
+                  "--output", out / "rollup"]):
         result = run_cli(*args)
         assert result.returncode in (0, 1), result.stderr
         no_traceback(result)
@@ -181,4 +185,7 @@ def test_no_identifying_value_in_any_output(tmp_path: Path) -> None:
     assert report["totals"]["lessDeidentified"] == 2
     assert (out / "report.html").read_text().count("data-less-deidentified") == 2
     # The backup folder holds the removed copies themselves: the archive's own bytes, not an output.
-    d.assert_no_secret(d.all_output_text(out, extra="\n".join(logs)))
+    assert (out / "restore" / "restore-report.json").is_file() and (out / "rollup" / "rollup.html").is_file()
+    state = tmp_path / "backup" / ".xnat-resource-survey"
+    assert any(state.rglob("*journal*")), "the run's journal is where it is looked for"
+    d.assert_no_secret(d.all_output_text(out, state, extra="\n".join(logs)))
