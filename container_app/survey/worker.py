@@ -5,6 +5,7 @@ Set once per worker (`init_worker`); the pipeline and the big-resource path both
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -13,6 +14,7 @@ from typing import Any
 from container_app.core.naming import NamingTemplate
 from container_app.core.records import ContentCheck, FileRecord, Resource
 from container_app.core.vocabulary import Reason
+from container_app.survey import anchored_reads
 from container_app.survey.dicom.read_plan import ReadPlan
 from container_app.survey.dicom.reader import check_content, survey_file
 
@@ -31,6 +33,11 @@ _context: WorkerContext | None = None  # set once per worker process
 def init_worker(context: WorkerContext) -> None:
     global _context
     _context = context
+    # A worker started by spawn (no fork) inherits no descriptor: it holds ROOT now, so its first resource's
+    # folder is walked from ROOT, never by its path (issue 13). A ROOT that cannot be opened was reported by
+    # discovery already; its reads then fail one by one, as they say.
+    with contextlib.suppress(OSError):
+        anchored_reads.hold_root(context.root)
 
 
 def context() -> WorkerContext:
