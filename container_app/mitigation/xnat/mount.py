@@ -25,6 +25,7 @@ from container_app.core.paths import safe_relative
 from container_app.core.plan import FileState, ResourcePlan
 from container_app.core.records import CatalogEntry
 from container_app.core.vocabulary import ActionKind, Outcome
+from container_app.mitigation.filesystem import within_resource
 from container_app.mitigation.xnat.results import XnatActionResult, XnatResourceResult
 from container_app.support.anchored import Anchor, components
 from container_app.support.shared_data import is_shared_data_tree
@@ -48,14 +49,9 @@ def file_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def in_resource(plan: ResourcePlan, path: str) -> str:
-    """A ROOT-relative path as a path inside its resource (`secondary/x.dcm`); FileProblem if outside."""
-    if plan.resource_path == ".":
-        return "/".join(components(path))
-    prefix = plan.resource_path + "/"
-    if not path.startswith(prefix):
-        raise FileProblem(f"{path} is not inside its resource {plan.resource_path}; refused")
-    return "/".join(components(path[len(prefix):]))
+#: A ROOT-relative path as a path inside its resource (`secondary/x.dcm`); FileProblem if outside: the
+#: filesystem executor's rule, so both executors name a resource's files alike.
+in_resource = within_resource
 
 
 def sha256_hex(data: bytes) -> str:
