@@ -25,6 +25,7 @@ import pytest
 from container_app.mitigation.xnat.archive import BACKUP_RESOURCE
 
 REPO = Path(__file__).resolve().parents[2]
+_FIXTURE_TIME_NS = 1_615_766_400 * 1_000_000_000  # 2021-03-15, the day the fixture's files carry in their names
 CONFORMANCE = next((p / "xnat-scan5-duplicates" for p in (REPO / "tests" / "data" / "conformance",
                                                            REPO.parent / "shared" / "conformance")
                     if (p / "xnat-scan5-duplicates").is_dir()), None)
@@ -57,12 +58,18 @@ def make_site(tmp_path: Path) -> Site:
     session = archive / PROJECT / "arc001" / SESSION
     resource = session / "SCANS" / "5" / "DICOM"
     resource.mkdir(parents=True)
+    expected = frozenset((CONFORMANCE / "expectedNames.txt").read_text("utf-8").split())
     for entry in sorted(CONFORMANCE.iterdir()):
         if entry.name != "expectedNames.txt":
-            shutil.copy2(entry, resource / entry.name)  # keeps the files' times: XNAT keeps the newest copy
+            shutil.copy2(entry, resource / entry.name)
+            # XNAT keeps the newest copy of a duplicate; its test's result (31 moved, 36 removed) means the
+            # misnamed copies were the newer ones. The checkout's times are whatever the clone wrote (ties
+            # within the file system's tick), so they are set here, never inherited.
+            newer = entry.name not in expected and entry.suffix == ".dcm"
+            stamp = _FIXTURE_TIME_NS + (1_000_000_000 if newer else 0)
+            os.utime(resource / entry.name, ns=(stamp, stamp))
     mount = tmp_path / "input"
     mount.symlink_to(session, target_is_directory=True)
-    expected = frozenset((CONFORMANCE / "expectedNames.txt").read_text("utf-8").split())
     return Site(tmp_path, archive, session, resource, mount, expected, files(resource))
 
 
