@@ -138,14 +138,17 @@ class FilesystemExecutor:
 
     def admit(self, plan: ResourcePlan, locks: ExitStack) -> Refusal | None:
         try:
-            folder = locks.enter_context(self.root.descend(plan.resource_path))
-            lock_descriptor(folder.fd, f"resource {plan.resource_path}", folder.path)
+            # Held (and locked) for the batch: every file of the resource is reached from this descriptor.
+            folder_fd = self.root.hold(plan.resource_path)
+            locks.callback(self.root.release, plan.resource_path)
+            locks.callback(self.backup.release, backup_folder_rel(self.run_id, plan))
+            lock_descriptor(folder_fd, f"resource {plan.resource_path}", self.root.display(plan.resource_path))
         except LockedError as exc:
             return Refusal(ResourceStatus.LOCKED, str(exc))
         except (OSError, FileProblem) as exc:
             reason = str(exc) if isinstance(exc, FileProblem) else f"cannot open the resource: {exc.strerror}"
             return Refusal(ResourceStatus.STALE, reason + ": nothing was changed")
-        if not os.access(".", os.W_OK, dir_fd=folder.fd):
+        if not os.access(".", os.W_OK, dir_fd=folder_fd):
             return Refusal(ResourceStatus.FAILED, "the resource folder is read-only: nothing was changed")
         earlier = self._earlier_tokens(plan)
         if earlier:
@@ -190,6 +193,7 @@ class FilesystemExecutor:
     def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *, journaled: bool) -> str:
         destination = self._backup_rel(plan, action.source.path)
         shown = self.backup.display(destination)
+        self.backup.hold(backup_folder_rel(self.run_id, plan), create=True)  # released with the resource's lock
         if self.backup.exists(destination):
             # Made by an earlier attempt of this run: keep it if it holds exactly the surveyed bytes.
             if self.backup.is_regular(destination) and self.backup.sha256(destination) == action.source.sha256:

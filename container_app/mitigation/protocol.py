@@ -147,6 +147,8 @@ def execute_batch(operations: Operations, journal: Journal, plans: Sequence[Reso
             _update_catalogs(operations, journal, work)
         for item in work:
             results[item.index] = item.finish()
+    for plan in plans:  # each resource is done with: its journal lines are on disk, not needed in memory
+        journal.forget(plan.resource_path)
     finished = [r for r in results if r is not None]
     assert len(finished) == len(plans)
     return finished

@@ -176,6 +176,12 @@ class Restorer:
     # --- one resource ------------------------------------------------------------------------------
 
     def resource(self, resource: ResourceToRestore) -> ResourceRestore:
+        try:
+            return self._resource(resource)
+        finally:  # done with: its journal lines are on disk, not needed in memory (each resource comes once)
+            self.journal.forget(resource.path)
+
+    def _resource(self, resource: ResourceToRestore) -> ResourceRestore:
         if not resource.changed:  # never touched by the mitigation: not even looked at
             return _left_alone(resource, None)
         try:
@@ -192,18 +198,25 @@ class Restorer:
     @contextlib.contextmanager
     def _locked(self, resource: ResourceToRestore) -> Iterator[None]:
         try:
-            folder = self.root.descend(resource.path)
+            # Held (and locked) while the resource is restored: its files are reached from this descriptor.
+            folder_fd = self.root.hold(resource.path)
         except FileNotFoundError:
             raise _Refused(f"the resource folder {resource.path} is gone: nothing of it was restored") from None
         except FileProblem as exc:
             raise _Refused(f"{exc}: nothing of this resource was restored") from None
-        with folder:
+        with contextlib.ExitStack() as held:
+            held.callback(self.root.release, resource.path)
             try:
-                lock_descriptor(folder.fd, f"resource {resource.path}", folder.path)
+                lock_descriptor(folder_fd, f"resource {resource.path}", self.root.display(resource.path))
             except LockedError:
                 raise
             except MitigationError as exc:  # a lock this file system cannot take: this resource only
                 raise _Refused(f"{exc}: nothing of this resource was restored") from None
+            for folder in sorted({f.backup.rpartition("/")[0] or "." for f in resource.files if f.backup}):
+                # A backup folder that cannot be held is left to each file's own checks, which say why.
+                with contextlib.suppress(OSError, FileProblem):
+                    self.backup.hold(folder)
+                    held.callback(self.backup.release, folder)
             yield
 
     def _restore(self, resource: ResourceToRestore) -> ResourceRestore:
