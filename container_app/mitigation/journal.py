@@ -26,6 +26,8 @@ from container_app.support import faults
 from container_app.support.time import now_utc
 
 STATE_FOLDER = ".xnat-resource-survey"
+#: One encoder for every line: `json.dumps` with a non-default option builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -123,7 +125,7 @@ class Journal:
         self._remember(fields)
         assert self._handle is not None, "the journal is closed"
         try:
-            self._handle.write(json.dumps(fields, ensure_ascii=False) + "\n")
+            self._handle.write(_ENCODER.encode(fields) + "\n")
         except OSError as exc:
             raise self._failure(exc) from exc
         faults.journal_written(self)

@@ -27,12 +27,17 @@ def planned(tmp_path: Path, survey_lib: SurveyLib) -> tuple[Path, MitigationPlan
 
 
 def execute(root: Path, backup: Path, plan: MitigationPlan) -> tuple[list[ResourceResult], Journal]:
-    journal = Journal.open(str(backup / "state" / "journal.jsonl"))
+    """The results, and the journal as read back from its file (finished resources are forgotten in memory)."""
+    path = str(backup / "state" / "journal.jsonl")
+    journal = Journal.open(path)
     try:
         executor = FilesystemExecutor(str(root), str(backup), plan.run_id, journal)
-        return executor.execute_batch(plan.resources), journal
+        results = executor.execute_batch(plan.resources)
     finally:
         journal.close()
+    reread = Journal.open(path)
+    reread.close()
+    return results, reread
 
 
 def test_backs_up_renames_and_rewrites_the_catalog(tmp_path: Path, survey_lib: SurveyLib) -> None:
