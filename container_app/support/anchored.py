@@ -30,13 +30,14 @@ from container_app.core.errors import FileProblem
 from container_app.support import faults
 from container_app.support.fsutil import (
     TEMPORARY_SUFFIX,
+    copy_fd,
     fsync_folder,
+    sha256_of_fd,
     sync_filesystem_fd,
     temporary_name,
     write_atomically,
 )
 
-_CHUNK = 1 << 20
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP})
@@ -237,8 +238,10 @@ class Anchor:
 
     def sha256(self, rel: str) -> str:
         fd = self.open_regular(rel)
-        with os.fdopen(fd, "rb", buffering=0) as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        try:
+            return sha256_of_fd(fd)
+        finally:
+            os.close(fd)
 
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
         """The file's bytes; a file over `limit` bytes is refused rather than read."""
@@ -341,12 +344,7 @@ def copy_verified(source: Anchor, source_rel: str, destination: Anchor, destinat
                 digest = hashlib.sha256() if expected_sha256 is None else None
                 try:
                     faults.before_backup_write()
-                    while chunk := os.read(source_fd, _CHUNK):
-                        if digest is not None:
-                            digest.update(chunk)
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.write(out_fd, view):]
+                    copy_fd(source_fd, out_fd, digest)
                     # The copy carries the original's permission bits and modification time (as `cp -p`
                     # would), so a restore from it puts back the file as it was, not a 0600 file dated now.
                     source_stat = os.fstat(source_fd)
@@ -359,8 +357,10 @@ def copy_verified(source: Anchor, source_rel: str, destination: Anchor, destinat
             finally:
                 os.close(source_fd)
             check_fd = open_regular_at(folder_fd, temporary)
-            with os.fdopen(check_fd, "rb", buffering=0) as handle:
-                read_back = hashlib.file_digest(handle, "sha256").hexdigest()
+            try:
+                read_back = sha256_of_fd(check_fd)
+            finally:
+                os.close(check_fd)
             copied = digest.hexdigest() if digest is not None else expected_sha256
             if read_back != copied:
                 if expected_sha256 is not None and source.sha256(source_rel) != expected_sha256:

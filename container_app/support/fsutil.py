@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
@@ -25,6 +26,39 @@ from container_app.support import faults
 #: file that merely looks like ours (an archive file called `IM0001.part-1`) is never taken for one.
 TEMPORARY_SUFFIX = ".xrs-tmp"
 _CHUNK = 1 << 20
+# One read buffer per thread, reused: `os.read(fd, 1 MiB)` and `hashlib.file_digest` allocate a new
+# buffer per call, which above malloc's mmap threshold is an mmap, page faults and an munmap per file
+# (on a mitigation of 9,911 small files, 26 GB allocated in all and a third of its system time).
+_BUFFERS = threading.local()
+
+
+def _read_buffer() -> bytearray:
+    buffer: bytearray | None = getattr(_BUFFERS, "buffer", None)
+    if buffer is None:
+        buffer = _BUFFERS.buffer = bytearray(_CHUNK)
+    return buffer
+
+
+def sha256_of_fd(fd: int) -> str:
+    """The sha256 of what is left to read from an open file."""
+    digest = hashlib.sha256()
+    buffer = _read_buffer()
+    view = memoryview(buffer)
+    while count := os.readv(fd, [buffer]):
+        digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def copy_fd(source_fd: int, out_fd: int, digest: Any = None) -> None:
+    """Copy what is left of `source_fd` to `out_fd` (every byte written), feeding `digest` if given."""
+    buffer = _read_buffer()
+    whole = memoryview(buffer)
+    while count := os.readv(source_fd, [buffer]):
+        view = whole[:count]
+        if digest is not None:
+            digest.update(view)
+        while view:
+            view = view[os.write(out_fd, view):]
 
 
 def temporary_name(name: str, token: str | None = None) -> str:
@@ -192,8 +226,10 @@ def open_regular(path: str, *, dir_fd: int | None = None) -> int:
 def sha256_of(path: str, *, dir_fd: int | None = None) -> str:
     """The sha256 of a regular file's bytes (see open_regular)."""
     fd = open_regular(path, dir_fd=dir_fd)
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    try:
+        return sha256_of_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def verified_copy(source: str, destination: str, expected_sha256: str | None, *, durable: bool = True) -> str:
@@ -216,11 +252,7 @@ def verified_copy(source: str, destination: str, expected_sha256: str | None, *,
             created = True
             try:
                 faults.before_backup_write()
-                while chunk := os.read(source_fd, _CHUNK):
-                    digest.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(out_fd, view):]
+                copy_fd(source_fd, out_fd, digest)
                 if durable:
                     os.fsync(out_fd)
             finally:
