@@ -5,6 +5,7 @@ Here rather than in the run so that restore reads a report without importing the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from container_app.reports.mitigation import (
     planned_counts,
     xnat_mitigation_report,
 )
-from container_app.reports.schemas import MITIGATION_SCHEMA, read_report, validate
+from container_app.reports.schemas import MITIGATION_SCHEMA, parse_report, read_report_bytes, validate
 from container_app.reports.table import text_table
 from container_app.support.fsutil import SaveFile
 
@@ -46,12 +47,16 @@ def write_report(out_dir: str, document: dict[str, Any], survey_report: Mapping[
     return path
 
 
-def load_mitigation_report(path: str) -> dict[str, Any]:
-    """A mitigation report to restore from: validated, and never a dry run's (it changed nothing)."""
-    document = read_report(path, MITIGATION_SCHEMA)
+def load_mitigation_report(path: str) -> tuple[dict[str, Any], str]:
+    """A mitigation report to restore from, validated, and never a dry run's (it changed nothing); with the
+    sha256 of the bytes it was parsed from."""
+    data = read_report_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    document = parse_report(data, path, MITIGATION_SCHEMA)
+    del data  # the document is what is kept
     if document["dryRun"]:
         raise MitigationError(f"{path} is a dry run: nothing to restore")
-    return document
+    return document, digest
 
 
 def log_resource(result: ResourceResult, *, dry_run: bool = False) -> None:

@@ -29,7 +29,8 @@ from container_app.support.progress import RunProgress
 #: What makes a run's exit code say "look at the report": a resource not (or not wholly) mitigated.
 TROUBLED = frozenset({ResourceStatus.PARTIAL, ResourceStatus.FAILED, ResourceStatus.STALE, ResourceStatus.LOCKED})
 
-#: A batch shares one sync of the file system per step; its resources stay locked until it ends.
+#: A batch shares one sync of the file system per step; its resources stay locked until it ends. It is
+#: cut once it reaches a bound (so the resource that reaches it is the batch's last, whatever its size).
 BATCH_FILES = 2000
 BATCH_RESOURCES = 100
 #: Surveyed files held while a batch fills (resources with nothing to do wait with it, for the page's order).
@@ -44,16 +45,16 @@ def batches(resources: Iterable[dict[str, Any]], keep: KeepPolicy, envelope: dic
     files = held = plans = 0
     for resource in resources:
         plan = plan_of(resource, keep, envelope)
-        size = len(resource["files"])
-        full = plan is not None and (files + len(plan.actions) > BATCH_FILES or plans >= BATCH_RESOURCES)
-        if pending and plans and (full or held + size > HELD_FILES):
-            yield pending
-            pending, files, held, plans = [], 0, 0, 0
         pending.append((resource, plan))
-        held += size
+        held += len(resource["files"])
         if plan is not None:
             plans += 1
             files += len(plan.actions)
+        # Cut once full, before the next resource is read: deciding after reading it would hold two
+        # resources at once, and with resources of 36,000 files that is the run's peak memory.
+        if plans and (files >= BATCH_FILES or plans >= BATCH_RESOURCES or held >= HELD_FILES):
+            yield pending
+            pending, files, held, plans = [], 0, 0, 0
     if pending:
         yield pending
 

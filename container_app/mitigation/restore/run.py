@@ -39,7 +39,7 @@ RESTORE_REPORT = "restore-report.json"
 
 def restore(request: RestoreRequest) -> RestoreSummary:
     """Undo the mitigation that wrote `request.report`; `restore-report.json` says what came back."""
-    report = load_mitigation_report(request.report)
+    report, report_sha256 = load_mitigation_report(request.report)
     out = request.output or os.path.dirname(os.path.abspath(request.report))
     result: dict[str, Any]
     if report.get("executor") == "xnat":  # undone through XNAT's REST API, as it was done
@@ -50,7 +50,7 @@ def restore(request: RestoreRequest) -> RestoreSummary:
         # Checked before the restore: the report, once restored, must not become a file of the archive.
         if isinstance(report.get("root"), str) and is_inside(out, report["root"]):
             raise UsageError(f"OUT {out} must not be inside ROOT {report['root']}; nothing was restored")
-        result = restore_files(request.report, report)
+        result = restore_files(request.report, report, report_sha256)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RESTORE_REPORT)
     with SaveFile(path) as handle:
@@ -69,7 +69,7 @@ def _interrupted(journal: Journal) -> bool:
     return JournalPhase.START in last.values()
 
 
-def restore_files(report_path: str, report: Mapping[str, Any]) -> dict[str, Any]:
+def restore_files(report_path: str, report: Mapping[str, Any], report_sha256: str | None = None) -> dict[str, Any]:
     """Restore every resource of a mitigation made on files; returns the restore report."""
     check_locations(report_path, report)
     try:
@@ -78,7 +78,7 @@ def restore_files(report_path: str, report: Mapping[str, Any]) -> dict[str, Any]
         raise ReportError(f"BACKUP {report['backupRoot']} named by {report_path} cannot be opened "
                           f"({exc.strerror or exc}); nothing was restored") from None
     with backup, locked_state_folder(report_path, backup, report["runId"]) as state:
-        check_against_state(report_path, report, state)
+        check_against_state(report_path, report, state, report_sha256)
         plan = restore_plan(report_path, report)
         try:
             root = Anchor.open(plan.root)

@@ -133,11 +133,16 @@ def check_locations(report_path: str, report: Mapping[str, Any]) -> None:
         raise _refused(report_path, problems)
 
 
-def check_against_state(report_path: str, report: Mapping[str, Any], state: Anchor) -> None:
-    """The report must be the document mitigate kept in the run's state folder, for the ROOT it recorded."""
+def check_against_state(report_path: str, report: Mapping[str, Any], state: Anchor,
+                        report_sha256: str | None = None) -> None:
+    """The report must be the document mitigate kept in the run's state folder, for the ROOT it recorded.
+
+    `report_sha256`: that of the bytes `report` was parsed from. When the kept copy has the same bytes it
+    is the same document, and is not parsed a second time (a second copy of a big report in memory)."""
     copy_path = state.display(MITIGATION_REPORT)
     try:
-        kept = json.loads(state.read_bytes(MITIGATION_REPORT, limit=MAX_REPORT_BYTES))
+        same_bytes = report_sha256 is not None and state.sha256(MITIGATION_REPORT) == report_sha256
+        kept = report if same_bytes else json.loads(state.read_bytes(MITIGATION_REPORT, limit=MAX_REPORT_BYTES))
     except FileNotFoundError:
         raise ReportError(f"the run's own copy of its mitigation report is missing ({copy_path}): without it "
                           f"{report_path} cannot be trusted (it may have been edited), so nothing was "
