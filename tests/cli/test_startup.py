@@ -92,3 +92,19 @@ def test_json_lines_without_structlog_are_structlogs(tmp_path: Path) -> None:
     assert light_lines == full_lines
     assert [list(e) for e in light_lines] == [list(e) for e in full_lines]  # the keys' order too
     assert "roll-up written" in [e["event"] for e in light_lines]
+
+
+def test_an_event_with_an_exception_goes_through_structlog_configured_alike(tmp_path: Path) -> None:
+    """exc_info needs structlog's formatting: it is imported then, and configured as for every other line."""
+    code = ("import json, sys\nfrom container_app.support import logs\n"
+            "logs.configure('json', lightweight=True)\nlog = logs.get_logger('t')\n"
+            "log.info('before', n=1)\nassert 'structlog' not in sys.modules\n"
+            "try:\n    raise ValueError('boom')\nexcept ValueError:\n    log.error('failed', exc_info=True)\n"
+            "log.warning('after', exc_info=False)\nlog.debug('not shown')\n")
+    done = _python(code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    before, failed, after = (json.loads(line) for line in done.stdout.splitlines())
+    assert list(before) == ["n", "event", "level", "timestamp"] and before["level"] == "info"
+    assert list(failed) == ["event", "level", "timestamp", "exception"]
+    assert "ValueError: boom" in failed["exception"] and failed["level"] == "error"
+    assert list(after) == ["event", "level", "timestamp"] and after["level"] == "warning"
