@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from typing import Any
 from xml.parsers.expat import ExpatError, ParserCreate, XMLParserType
@@ -185,9 +186,17 @@ def _rewritten_values(tag: re.Match[bytes]) -> dict[bytes, tuple[int, int]]:
     return spans
 
 
-#: Whatever needs more than encoding: characters to escape, or that XML 1.0 cannot carry at all.
-_SPECIAL = re.compile("[&<>\"'\t\n\r]|[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_NOT_XML_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+@cache
+def _value_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Whatever needs more than encoding: characters to escape; and those XML 1.0 cannot carry at all.
+
+    Compiled at the first rewrite, not at import: their ranges take about 10 ms to compile, which every
+    survey (it imports this module to read catalogs, and never rewrites one) would pay at start-up.
+    """
+    return (re.compile("[&<>\"'\t\n\r]|[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"),
+            re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"))
+
+
 # Blanks are written as references: expat (as any XML parser) reads a literal tab or line break in an
 # attribute value as a space.
 _VALUE_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
@@ -196,8 +205,9 @@ _SINGLE_QUOTED = str.maketrans({**_VALUE_ESCAPES, "'": "&apos;"})
 
 
 def _attribute_value(value: str, quote: bytes, ascii_only: bool) -> bytes:
-    if _SPECIAL.search(value) is not None:
-        if _NOT_XML_CHARACTER.search(value):
+    special, not_xml_character = _value_patterns()
+    if special.search(value) is not None:
+        if not_xml_character.search(value):
             # No name in the message: new names are made of header values.
             raise CatalogError("a new name holds a character an XML catalog cannot carry; catalog not rewritten")
         value = value.translate(_DOUBLE_QUOTED if quote == b'"' else _SINGLE_QUOTED)

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom.datadict import keyword_for_tag
-
 from container_app.core.vocabulary import Reason
 
 # --- the signals of one copy -----------------------------------------------------------------------
@@ -135,7 +133,7 @@ class ProfileTable:
             return keyword
         for value, mask, name in self.masked:
             if tag & mask == value:
-                return keyword_for_tag(tag) or name
+                return _keyword_for_tag(tag) or name
         return None
 
 
@@ -149,12 +147,20 @@ def profile_table(rows: Iterable[Sequence[int]], edition: str) -> ProfileTable:
             mask = (row[2] << 16) | row[3]
             value = ((group << 16) | element) & mask
             # A keyword for the row: pydicom's repeater entries name e.g. 60xx3000 OverlayData.
-            name = keyword_for_tag(value) or _masked_name(group, element, row[2], row[3])
+            name = _keyword_for_tag(value) or _masked_name(group, element, row[2], row[3])
             masked.append((value, mask, name))
             continue
         tag = (group << 16) | element
-        exact[tag] = keyword_for_tag(tag) or f"({group:04X},{element:04X})"
+        exact[tag] = _keyword_for_tag(tag) or f"({group:04X},{element:04X})"
     return ProfileTable(edition, exact, tuple(masked))
+
+
+def _keyword_for_tag(tag: int) -> str:
+    # Imported here, not at the top: the reports and the plan import this module, and a run that reads no
+    # DICOM (a survey of an empty folder, a roll-up) need not pay for pydicom's import.
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag)
 
 
 def _masked_name(group: int, element: int, group_mask: int, element_mask: int) -> str:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import mul
 
-from pydicom.datadict import tag_for_keyword
-
 from container_app.core.errors import TemplateError
+from container_app.core.vocabulary import ALWAYS_KEYWORDS
 
 DEFAULT_TEMPLATE = "${StudyInstanceUID}-${SeriesNumber}-${InstanceNumber}-${HashSOPClassUIDWithSOPInstanceUID}"
 
@@ -163,9 +162,26 @@ def _parse_variable(text: str) -> Variable:
     return Variable(text, (text,), is_hash=False)
 
 
+#: Keywords known to be in pydicom's dictionary (tests/core/test_naming_keywords.py checks it): the default
+#: template's and those every file is read for. A template of these alone is checked without importing
+#: pydicom, whose import (its whole package, ~0.15 s here) would be most of a small survey's start-up.
+_KNOWN_KEYWORDS = frozenset((*ALWAYS_KEYWORDS, "StudyInstanceUID", "SeriesNumber", "InstanceNumber", "SOPClassUID",
+                             "SOPInstanceUID"))
+
+
 def _check_keyword(keyword: str, variable: str) -> None:
-    if not keyword or tag_for_keyword(keyword) is None:
+    if not keyword or not is_dicom_keyword(keyword):
         raise TemplateError(f"${{{variable}}}: {keyword!r} is not a DICOM keyword")
+
+
+@lru_cache(maxsize=256)
+def is_dicom_keyword(keyword: str) -> bool:
+    """Whether pydicom's data dictionary has this keyword; its dictionary is imported only for one not known."""
+    if keyword in _KNOWN_KEYWORDS:
+        return True
+    from pydicom.datadict import tag_for_keyword
+
+    return tag_for_keyword(keyword) is not None
 
 
 def first_value(raw: str) -> str | None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from container_app import __version__
-from container_app.core.outcomes import ActionResult, ResourceResult
-from container_app.core.plan import MitigationPlan, ResourcePlan
 from container_app.core.vocabulary import ActionKind, Outcome, RequestStatus, ResourceStatus
 from container_app.reports.envelope import MITIGATION_LAYOUT, envelope_text
 from container_app.support.time import iso, now_utc
+
+if TYPE_CHECKING:  # annotations only: a survey imports this module for MITIGATION_REPORT, not the plan's code
+    from container_app.core.outcomes import ActionResult, ResourceResult
+    from container_app.core.plan import MitigationPlan, ResourcePlan
 
 MITIGATION_REPORT = "mitigation-report.json"
 

@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import structlog
-
 from container_app import __version__
 from container_app.core.errors import ReportError
 from container_app.reports import rollup_xnat
@@ -39,10 +37,11 @@ from container_app.reports.html.view import (
 )
 from container_app.reports.rollup_inputs import find_reports, load_report, referenced_survey
 from container_app.reports.schemas import ROLLUP_SCHEMA, validate
+from container_app.support import logs
 from container_app.support.fsutil import SaveFile
 from container_app.support.time import iso, now_utc
 
-log = structlog.get_logger("xnat_resource_survey")
+log = logs.get_logger("xnat_resource_survey")
 
 ROLLUP_JSON = "rollup.json"
 ROLLUP_CSV = "rollup.csv"

@@ -8,8 +8,8 @@ swapped in behind its back.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
+import functools
 import hashlib
 import os
 import secrets
@@ -86,15 +86,17 @@ def fsync_folder(folder: str | None = None, *, dir_fd: int | None = None) -> Non
         os.close(fd)
 
 
+@functools.cache
 def _find_syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs, found at the first sync (ctypes is not imported, nor libc opened, by a run that
+    writes only its reports)."""
+    import ctypes
+
     try:
         function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
     except (AttributeError, OSError):
         return None
     return function
-
-
-_SYNCFS = _find_syncfs()
 
 
 def sync_filesystem(path: str) -> None:
@@ -109,7 +111,8 @@ def sync_filesystem(path: str) -> None:
 
 def sync_filesystem_fd(fd: int) -> None:
     """`sync_filesystem` for an open descriptor on that file system."""
-    if _SYNCFS is None or _SYNCFS(fd) != 0:
+    syncfs = _find_syncfs()
+    if syncfs is None or syncfs(fd) != 0:
         os.sync()
 
 

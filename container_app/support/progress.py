@@ -14,41 +14,17 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-
-import structlog
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from container_app.support import logs
 
-log = structlog.get_logger("xnat_resource_survey")
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+log = logs.get_logger("xnat_resource_survey")
 
 #: Seconds between progress lines where there is no terminal.
 INTERVAL = 10.0
-
-
-class _RateColumn(ProgressColumn):
-    """Files per second, from the bar's own speed estimate."""
-
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
 
 
 class RunProgress:
@@ -69,11 +45,9 @@ class RunProgress:
 
     def __enter__(self) -> RunProgress:
         if self.interactive:
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn(self.unit), TaskProgressColumn(), _RateColumn(self.unit), TimeElapsedColumn(),
-                TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
-                console=Console(file=sys.stderr), redirect_stdout=True, redirect_stderr=True, transient=False)
+            from container_app.support.progress_bar import new_bar  # rich, only for a bar
+
+            self._bar = new_bar(self.unit)
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=self.total)
         return self

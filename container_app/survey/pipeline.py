@@ -6,35 +6,30 @@ stays bounded by the largest resource, not the archive.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing.pool import Pool
-from typing import Any, TypeVar
-
-import structlog
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from container_app.core.classify import ResourceFindings, classify, with_content_checks, with_deidentification
-from container_app.core.deidentification import CopySignals
 from container_app.core.naming import NamingTemplate
 from container_app.core.records import ContentCheck, FileRecord, Resource
-from container_app.survey import big_resource
-from container_app.survey.deidentification import TABLE_EDITION, XnatLabels, signals_chunk
-from container_app.survey.dicom.read_plan import ReadPlan
+from container_app.support import logs
 from container_app.survey.discover import Selection, discover, load_catalog
-from container_app.survey.worker import (
-    WorkerContext,
-    check_chunk,
-    context,
-    directory_of,
-    init_worker,
-    judge_link,
-    read_chunk,
-)
 
-log = structlog.get_logger("xnat_resource_survey.survey")
+if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
+
+    from container_app.core.deidentification import CopySignals
+    from container_app.survey.deidentification import XnatLabels
+    from container_app.survey.worker import WorkerContext
+
+# What reads DICOM (the workers' modules, and pydicom under them: about 0.3 s of imports here) is imported
+# by `run` when there are files to read, before its workers are forked, so they share one copy; a survey of
+# an empty folder imports none of it.
+
+log = logs.get_logger("xnat_resource_survey.survey")
 
 T = TypeVar("T")
 
@@ -48,6 +43,9 @@ def _identity(findings: ResourceFindings) -> ResourceFindings:
 
 def _survey_resource(task: tuple[int, Resource | None]) -> tuple[int, Any]:
     """A whole (small) resource in one worker: read, classify, check, render. None marks a big one."""
+    from container_app.survey.deidentification import signals_chunk
+    from container_app.survey.worker import check_chunk, context, directory_of, read_chunk
+
     index, resource = task
     if resource is None:
         return index, None
@@ -95,6 +93,12 @@ def run(request: SurveyRequest, resources: Sequence[Resource],
     `render` runs in the worker that surveyed the resource, so turning findings into report text is
     spread over the workers too; it must be a module-level function.
     """
+    if not resources:  # nothing to read, nothing to start
+        return
+    from container_app.survey import big_resource
+    from container_app.survey.dicom.read_plan import ReadPlan
+    from container_app.survey.worker import WorkerContext, init_worker
+
     root = os.path.abspath(request.root)
     context = WorkerContext(root, ReadPlan.for_keywords(request.template.keywords), request.template, render)
     progress = Progress(total_files=sum(len(r.files) for r in resources), started=time.monotonic())
@@ -102,7 +106,9 @@ def run(request: SurveyRequest, resources: Sequence[Resource],
     units = [(i, r if len(r.files) <= _BIG_RESOURCE else None) for i, r in enumerate(resources)]
 
     bigs = [i for i, r in enumerate(resources) if len(r.files) > _BIG_RESOURCE]
-    pool = _pool(request.jobs, context)
+    # Workers only for files to read: resources without any (a catalog alone, an unreadable folder) are
+    # classified here, without the cost of starting processes.
+    pool = _pool(request.jobs, context) if progress.total_files else None
     try:
         if pool is None:
             init_worker(context)
@@ -138,16 +144,23 @@ def _maybe_report(progress: Progress, on_progress: Callable[[Progress], None] | 
 def _pool(jobs: int, context: WorkerContext) -> Pool | None:
     if jobs <= 1:
         return None
+    import multiprocessing  # here: a survey without files to read starts no process
+
+    from container_app.survey.worker import init_worker
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method).Pool(jobs, initializer=init_worker, initargs=(context,))
 
 
-_SignalsTask = tuple[str, Sequence[str], XnatLabels]
+_SignalsTask = tuple[str, Sequence[str], "XnatLabels"]
 
 
 def _classify(root: str, resource: Resource, records: list[FileRecord], template: NamingTemplate,
               check: Callable[[tuple[str, Sequence[str]]], list[tuple[str, ContentCheck | None]]],
               read_signals: Callable[[_SignalsTask], list[tuple[str, CopySignals | None]]]) -> ResourceFindings:
+    from container_app.survey.deidentification import TABLE_EDITION, XnatLabels
+    from container_app.survey.worker import directory_of, judge_link
+
     directory = directory_of(root, resource)
     resource = load_catalog(root, resource)
     records = [judge_link(root, directory, r) for r in records]

@@ -7,15 +7,14 @@ import os
 import shutil
 from pathlib import Path
 
-import structlog
-
 from container_app.cli.commands.survey import SurveyOutcome, survey_archive
 from container_app.cli.parser import Subparsers, add_common_options, positive_int
 from container_app.cli.settings import Common, DemoSettings, SurveySettings
 from container_app.core.errors import ExitCode, UsageError
 from container_app.core.naming import DEFAULT_TEMPLATE, parse_template
+from container_app.support import logs
 
-log = structlog.get_logger("xnat_resource_survey")
+log = logs.get_logger("xnat_resource_survey")
 
 #: Left in OUT beside the archive, so that a later demo replaces only an archive a demo built.
 DEMO_MARKER = ".xnat-resource-survey-demo"

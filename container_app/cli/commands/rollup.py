@@ -13,13 +13,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-import structlog
-
 from container_app.cli.parser import Subparsers, add_common_options
 from container_app.cli.settings import Common, RollupSettings
 from container_app.core.errors import ExitCode, UsageError
+from container_app.support import logs
 
-log = structlog.get_logger("xnat_resource_survey")
+log = logs.get_logger("xnat_resource_survey")
 
 DEFAULT_GRACE_MINUTES = 60.0  # mitigation.xnat.project_rollup.DEFAULT_GRACE, kept out of argv parsing's imports
 

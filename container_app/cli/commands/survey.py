@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from container_app import __version__
 from container_app.cli.parser import (
     Subparsers,
@@ -23,12 +21,13 @@ from container_app.cli.parser import (
 from container_app.cli.settings import Common, SurveySettings
 from container_app.core.errors import ExitCode, UsageError
 from container_app.core.naming import parse_template
+from container_app.support import logs
 
 if TYPE_CHECKING:
     from container_app.survey.discover import Selection
     from container_app.survey.pipeline import Progress
 
-log = structlog.get_logger("xnat_resource_survey")
+log = logs.get_logger("xnat_resource_survey")
 
 SURVEY_REPORT = "survey-report.json"
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from container_app.core.deidentification import MORE_DEIDENTIFIED, Hold, hold_for
-from container_app.core.plan import choose_keeper, duplicate_group_members
 from container_app.core.vocabulary import KeepPolicy, KeepReason
 from container_app.reports.html.view import (
     count,
@@ -102,6 +101,10 @@ def _keeper(group: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]], de
         return chosen[0], "mitigation"
     if any(name not in files for name in names):  # a report that does not list its copies: nothing to weigh
         return "", ""
+    # Here, not at the top: the plan's module is only for a page with duplicates to preview, and a survey
+    # (of an empty folder, at least) starts sooner without it.
+    from container_app.core.plan import choose_keeper, duplicate_group_members
+
     members = duplicate_group_members(group, files)
     hold = hold_for(members, [m for m in members if m.get("intact", True)])
     if hold is not None:
