@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A survey's library logs only through logs.get_logger, so its JSON lines can skip structlog's import;
     # mitigate, restore and rollup reach modules that log through structlog directly (mitigation/), and
     # demo's run is seconds long anyway.
-    logs.configure(common.log_format, verbose=common.verbose, lightweight=isinstance(settings, SurveySettings))
+    logs.configure(common.log_format, verbose=common.verbose)
     try:
         return int(_run(settings))
     except SurveyError as exc:
