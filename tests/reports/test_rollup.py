@@ -262,3 +262,25 @@ def test_schema_rejects_unknown_and_missing_fields(demo_report: dict[str, Any]) 
         mutate(broken)
         with pytest.raises(ReportValidationError):
             validate(broken, ROLLUP_SCHEMA)
+
+
+def test_a_project_surveys_roll_up_equals_the_roll_up_of_its_report(cli: CliRunner, tmp_path: Path) -> None:
+    """The survey builds its roll-up from each resource's summary (issue 17: a million-file report is not read
+    back): the same document as `rollup` makes from the survey report it wrote."""
+    from container_app.demo import synth
+    from container_app.demo.synth import InstanceSpec, ScanSpec, SessionSpec
+
+    study = InstanceSpec(sop_instance_uid=synth.uid("rollup", "x"), study_instance_uid=synth.uid("rollup", "s"))
+    conforming = ScanSpec.conforming("1", synth.series_instances(study, 1, 3))
+    sessions = [SessionSpec(label="S1", scans=(conforming,)), SessionSpec(label="S2", scans=(conforming,))]
+    root = synth.build_project(tmp_path / "archive", "P1", sessions).root
+    out = tmp_path / "out"
+    result = cli("survey", root, "--output", out, "--jobs", "1")
+    assert result.returncode == 0, result.stderr + result.stdout
+    written = json.loads((out / "rollup.json").read_text("utf-8"))
+    report_path = str(out / "survey-report.json")
+    expected = build_rollup([load_report(report_path)], [report_path])
+    assert written["totals"]["sessions"] == 2
+    for document in (written, expected):
+        document.pop("createdAt", None)
+    assert written == expected
