@@ -35,6 +35,7 @@ from container_app.core.classify import (
 )
 from container_app.core.deidentification import CopySignals
 from container_app.core.records import ContentCheck, Resource
+from container_app.survey import anchored_reads
 from container_app.survey.deidentification import TABLE_EDITION, XnatLabels, signals_chunk
 from container_app.survey.dicom.reader import survey_file
 from container_app.survey.discover import load_catalog
@@ -75,6 +76,7 @@ def part_chunk(task: _PartTask) -> list[_Row]:
     ctx = context()
     render = _file_wise(ctx) if render_files else None
     rows: list[_Row] = []
+    anchored_reads.read_ahead(directory, names)
     for name in names:
         record = judge_link(ctx.root, directory, survey_file(directory, name, ctx.read_plan))
         part = classify_file(record, ctx.template, catalog)

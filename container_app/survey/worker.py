@@ -49,6 +49,7 @@ def context() -> WorkerContext:
 def read_chunk(task: tuple[str, Sequence[str]]) -> list[FileRecord]:
     directory, names = task
     read_plan = context().read_plan
+    anchored_reads.read_ahead(directory, names)
     return [survey_file(directory, name, read_plan) for name in names]
 
 
