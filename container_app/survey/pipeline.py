@@ -36,7 +36,8 @@ T = TypeVar("T")
 PROGRESS_EVERY_S = 10.0
 _BIG_RESOURCE = 2048  # larger resources are shared out in chunks to every worker (big_resource)
 #: The next big resource is read while the last is joined only if both together have no more files than
-#: this: a resource's rows take ~3 KB per file in this process (220 MB for two of 36,000 files, issue 17).
+#: this: the workers' rows of a resource take several KB per file once unpickled here (220 MB at the peak of
+#: a survey of three resources of 36,000 files, issue 17).
 _PREFETCH_FILES = 40_000
 
 

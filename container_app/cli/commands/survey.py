@@ -134,12 +134,12 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
     report_path = os.path.join(settings.output, SURVEY_REPORT)
     sessions = {(s["identity"]["project"], s["identity"]["session"]) for s in writer.summaries}
     if len(sessions) > 1:  # a project-wide run: the per-session roll-up comes with it
-        from container_app.reports.rollup import build_rollup, write_rollup
+        from container_app.reports.rollup import SURVEY_FIELDS, build_rollup, write_rollup
 
         # From the resources' summaries, not the report read back: at a million files that report is
         # ~0.5 GB of JSON (1.7 GB loaded), and the roll-up needs only each resource's counts.
-        rollup = write_rollup(settings.output, build_rollup([_rollup_input(envelope, writer.summaries)],
-                                                            [report_path]))
+        rollup = write_rollup(settings.output, build_rollup(
+            [_rollup_input(envelope, writer.summaries, SURVEY_FIELDS)], [report_path]))
         log.info("roll-up written", sessions=len(sessions), report=rollup["rollup.json"])
     log.info("survey finished", report=report_path, html=html_path, seconds=round(elapsed, 3),
              files_per_second=round(total_files / elapsed) if elapsed > 0 else None, **totals)
@@ -193,10 +193,10 @@ def _log_progress(progress: Progress) -> None:
              files_per_second=round(rate), eta_seconds=round(remaining / rate) if rate else None)
 
 
-def _rollup_input(envelope: dict[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def _rollup_input(envelope: dict[str, Any], summaries: list[dict[str, Any]],
+                  counts: tuple[str, ...]) -> dict[str, Any]:
     """The survey report as the roll-up reads it (`RollupBuilder.add`): its envelope, and per resource its
-    path, identity, status and counts, without its files."""
-    counts = ("totalEntries", "totalUids", "totalDuplicates", "totalBadFiles", "totalMismatchedFiles")
+    path, identity, status and `counts` (the XNAT fields it sums), without its files."""
     resources = [{"path": s["path"], "identity": s["identity"], "requestStatus": s["requestStatus"],
                   "xnat": {k: s[k] for k in counts}, "folder": {"unreadable": s["unreadableFolders"]}}
                  for s in summaries]
