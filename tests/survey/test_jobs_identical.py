@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,25 @@ def test_big_resource_path_equals_whole_resource_path(archive: Path, jobs: int,
     assert [r.text for r in sharded] == [r.text for r in whole]
     assert [r.summary for r in sharded] == [r.summary for r in whole]
     assert sharded_findings == whole_findings
+
+
+def test_workers_from_a_fork_server_give_the_same_reports(archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A survey of very many files starts its workers from a fork server (so they do not carry this process's
+    discovered names); the texts are those of workers forked from here."""
+    request = SurveyRequest(root=str(archive), template=parse_template(DEFAULT_TEMPLATE), selection=Selection(),
+                            jobs=2)
+    resources = resources_to_survey(request)
+    forked = list(run(request, resources, render=FIXED))
+    monkeypatch.setattr(pipeline, "_FORK_SERVER_FILES", 1)
+    started: list[str] = []
+    original = multiprocessing.get_context
+
+    def spying(method: str | None = None) -> Any:
+        started.append(str(method))
+        return original(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", spying)
+    served = list(run(request, resources, render=FIXED))
+    assert started == ["forkserver"]
+    assert [r.text for r in served] == [r.text for r in forked]
+    assert [r.summary for r in served] == [r.summary for r in forked]
