@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.container_image import ROOT, Engine, check_upload, run_as_xnat, shutil, snapshot, statuses_by_scan
+from tests.helpers.container_image import Engine, check_upload, run_as_xnat, snapshot, statuses_by_scan
+from tests.helpers.xnat import CONFORMANCE, copy_conformance_scan
 
 pytestmark = pytest.mark.container
 
@@ -137,17 +138,12 @@ def test_mitigate_inside_xnat_through_the_standin(engine: Engine, image: str, tm
     archive folder that is mounted; the container reaches it over the host's network.
     """
     standin = pytest.importorskip("tests.xnat_standin", reason="the XNAT stand-in is not there")
-    conformance = ROOT / "tests" / "data" / "conformance" / "xnat-scan5-duplicates"
-    if not conformance.is_dir():
+    if CONFORMANCE is None:
         pytest.skip("conformance data not found")
     archive = tmp_path / "archive"
     session = archive / "Test" / "arc001" / "SESS"
     resource = session / "SCANS" / "5" / "DICOM"
-    resource.mkdir(parents=True)
-    for entry in sorted(conformance.iterdir()):
-        if entry.name != "expectedNames.txt":
-            shutil.copy2(entry, resource / entry.name)
-    expected = set((conformance / "expectedNames.txt").read_text("utf-8").split())
+    expected = copy_conformance_scan(resource)  # with the files' times XNAT's test result implies
     out = tmp_path / "out"
     with standin.run_standin(archive, mitigation_api=True, users={"admin": "secret"}) as site:
         alias, secret = site.issue_token("admin")

@@ -57,6 +57,16 @@ def make_site(tmp_path: Path) -> Site:
     archive = tmp_path / "archive"
     session = archive / PROJECT / "arc001" / SESSION
     resource = session / "SCANS" / "5" / "DICOM"
+    expected = copy_conformance_scan(resource)
+    mount = tmp_path / "input"
+    mount.symlink_to(session, target_is_directory=True)
+    return Site(tmp_path, archive, session, resource, mount, expected, files(resource))
+
+
+def copy_conformance_scan(resource: Path) -> frozenset[str]:
+    """The conformance scan's files (and catalog) copied into `resource` (made here); the names XNAT's test
+    expects after its mitigation."""
+    assert CONFORMANCE is not None
     resource.mkdir(parents=True)
     expected = frozenset((CONFORMANCE / "expectedNames.txt").read_text("utf-8").split())
     for entry in sorted(CONFORMANCE.iterdir()):
@@ -68,9 +78,7 @@ def make_site(tmp_path: Path) -> Site:
             newer = entry.name not in expected and entry.suffix == ".dcm"
             stamp = _FIXTURE_TIME_NS + (1_000_000_000 if newer else 0)
             os.utime(resource / entry.name, ns=(stamp, stamp))
-    mount = tmp_path / "input"
-    mount.symlink_to(session, target_is_directory=True)
-    return Site(tmp_path, archive, session, resource, mount, expected, files(resource))
+    return expected
 
 
 def files(folder: Path) -> dict[str, str]:
