@@ -60,9 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0) if isinstance(exc.code, int | None) else int(ExitCode.USAGE)
     common = settings.common
-    # A survey's library logs only through logs.get_logger, so its JSON lines can skip structlog's import;
-    # mitigate, restore and rollup reach modules that log through structlog directly (mitigation/), and
-    # demo's run is seconds long anyway.
     logs.configure(common.log_format, verbose=common.verbose)
     try:
         return int(_run(settings))

@@ -20,7 +20,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from container_app.core.errors import FileProblem
@@ -224,40 +224,34 @@ _read_ahead_pool: ThreadPoolExecutor | None = None
 _read_ahead_pid = 0
 
 
-def read_ahead(directory: str, names: Sequence[str], *, whole: bool = False) -> list[Future[None]]:
-    """Start reading the first bytes of `names` (of every byte, `whole`) in threads, so that the reads the
-    survey then makes one after the other find them in the page cache. Only warms the cache: nothing read
-    here is used, and a name that is not a plain regular file in the folder is left alone (opened the same
-    way as `open_in` opens, so no link is followed and no FIFO waited on). The threads get their own
-    descriptor of the folder, closed when they are done, so the folder this process holds may change."""
+def read_ahead(directory: str, names: Sequence[str]) -> None:
+    """Start reading the first bytes of `names` in threads, so that the reads the survey then makes one
+    after the other find them in the page cache. Only warms the cache: nothing read here is used, and each
+    file is opened as `open_in` opens it (`_open_checked`: a regular file only, no link followed, no FIFO
+    waited on). The threads get their own descriptor of the folder, closed when they are done, so the
+    folder this process holds may change meanwhile."""
     global _read_ahead_pool, _read_ahead_pid
     plain = [n for n in names if "/" not in n and n not in _NOT_NAMES]
     if not plain:
-        return []
+        return
     if _read_ahead_pool is None or _read_ahead_pid != os.getpid():  # threads do not survive a fork
         _read_ahead_pool = ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="read-ahead")
         _read_ahead_pid = os.getpid()
     try:
         folder_fd = os.dup(_open_folder(directory).fd)
     except (OSError, FileProblem):
-        return []  # the reads themselves will say why
+        return  # the reads themselves will say why
     remaining = [len(plain)]
     lock = threading.Lock()
-    futures = []
 
     def warm(name: str) -> None:
         try:
-            # Looked at first, as `open_in` does: only a regular file is opened (opening a device can act).
-            if stat.S_ISREG(os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode):
-                fd = os.open(name, _FILE_FLAGS, dir_fd=folder_fd)
-                try:
-                    if stat.S_ISREG(os.fstat(fd).st_mode):
-                        if whole:
-                            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-                        os.pread(fd, _HEAD_BYTES, 0)
-                finally:
-                    os.close(fd)
-        except OSError:
+            fd = _open_checked(folder_fd, name, name, None)
+            try:
+                os.pread(fd, _HEAD_BYTES, 0)
+            finally:
+                os.close(fd)
+        except (OSError, FileProblem):
             pass  # only a hint: the survey's own read reports the problem
         finally:
             with lock:  # the last one closes the folder's descriptor
@@ -267,5 +261,4 @@ def read_ahead(directory: str, names: Sequence[str], *, whole: bool = False) -> 
                 os.close(folder_fd)
 
     for name in plain:
-        futures.append(_read_ahead_pool.submit(warm, name))
-    return futures
+        _read_ahead_pool.submit(warm, name)
