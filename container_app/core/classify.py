@@ -54,7 +54,7 @@ class FileFinding:
 
     @property
     def needs_content_check(self) -> bool:
-        """Files a mitigation would touch or compare: hashed, so a mitigation can tell if they changed."""
+        """Files a mitigation would touch or compare: their elements checked; duplicates' bytes hashed too."""
         return self.status in (FileStatus.MISMATCHED, FileStatus.DUPLICATE, FileStatus.NONACTIONABLE_DUPLICATE)
 
 
@@ -96,6 +96,14 @@ class ResourceFindings:
 
     def to_check(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.files if f.needs_content_check)
+
+    def to_digest(self) -> tuple[str, ...]:
+        """The files whose sha256 the survey needs: the copies of one instance, whose bytes are compared.
+
+        Any other file a mitigation changes is proven unchanged by its identity (inode and change time)
+        and hashed when it is backed up, so the survey reads headers only, as XNAT's does (issue 17).
+        """
+        return tuple(m for g in self.groups for m in g.members)
 
     def differing_copies(self) -> tuple[str, ...]:
         """The copies of groups whose bytes differ: only these are read for their de-identification."""
@@ -267,7 +275,8 @@ def with_content_checks(findings: ResourceFindings, checks: Mapping[str, Content
     groups = []
     for group in findings.groups:
         digests = {checks[m].sha256 for m in group.members if m in checks}
-        identical = len(digests) == 1 if len(digests) and all(m in checks for m in group.members) else None
+        hashed = None not in digests and all(m in checks for m in group.members)
+        identical = len(digests) == 1 if digests and hashed else None
         groups.append(replace(group, identical=identical))
     identical_of = {m: g.identical for g in groups for m in g.members}
     for finding in findings.files:

@@ -6,12 +6,15 @@ Nothing here reads or writes files. A dry run writes this plan and stops; the ex
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from container_app.core.deidentification import MORE_DEIDENTIFIED, Hold, hold_for, is_less_deidentified
 from container_app.core.naming import unsafe_name_reason
 from container_app.core.vocabulary import ActionKind, ConflictReason, KeepPolicy, KeepReason, RequestStatus
+
+if TYPE_CHECKING:
+    import os
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +24,25 @@ class FileState:
     path: str  # relative to ROOT
     size: int
     mtime_ns: int
-    sha256: str | None
+    sha256: str | None  # a survey report of schema 1.1 hashes only the copies of one instance
+    # The file's identity when surveyed (schema 1.1): what proves a file without a sha256 unchanged. Its sha256
+    # is then taken when the mitigation starts on it (`with_sha256`), before anything is copied or changed.
+    inode: int | None = None
+    ctime_ns: int | None = None
+
+    def same_identity(self, st: os.stat_result) -> bool:
+        """Whether a file's stat shows this file unchanged: same inode, size, modification and change times.
+
+        What proves unchanged a file the survey did not hash: every write sets the change time, and no call
+        a user may make sets it back.
+        """
+        return (st.st_ino == self.inode and st.st_ctime_ns == self.ctime_ns and st.st_size == self.size
+                and st.st_mtime_ns == self.mtime_ns)
+
+    @property
+    def provable(self) -> bool:
+        """Whether execution can tell that the file is the one surveyed: by its bytes, or by its identity."""
+        return self.sha256 is not None or (self.inode is not None and self.ctime_ns is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +52,13 @@ class Action:
     target: str | None  # new path relative to ROOT, for RENAME
     reason: str  # why: NAME_MISMATCH, DUPLICATE_KEPT:<KeepReason>, DUPLICATE_SURPLUS
     group: tuple[str, str] | None = None  # (SOPClassUID, SOPInstanceUID) of a duplicate group
+
+
+def with_sha256(action: Action, sha256: str | None) -> Action:
+    """The action with the sha256 its file was proven to have (by its backup); unchanged without one."""
+    if sha256 is None or action.source.sha256 == sha256:
+        return action
+    return replace(action, source=replace(action.source, sha256=sha256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +110,8 @@ def _join(folder: str, name: str) -> str:
 
 
 def _state(file: Mapping[str, Any]) -> FileState:
-    return FileState(file["path"], file["size"], file["mtimeNs"], file.get("sha256"))
+    return FileState(file["path"], file["size"], file["mtimeNs"], file.get("sha256"), file.get("inode"),
+                     file.get("ctimeNs"))
 
 
 def _intact(members: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -194,7 +223,7 @@ def _resolve(actions: list[Action], files: Mapping[str, Any]) -> tuple[list[Acti
     for action in actions:
         if action.kind is ActionKind.RETAIN:
             continue
-        if action.source.sha256 is None:
+        if not action.source.provable:
             blocked.add(action.source.path)
             conflicts.append(Conflict(action.source.path, action.target or "", ConflictReason.NOT_HASHED))
         elif action.target is not None and unsafe_name_reason(action.target.rsplit("/", 1)[-1]):

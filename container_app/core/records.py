@@ -84,6 +84,9 @@ class FileRecord:
     reasons: tuple[Reason, ...] = ()
     detail: str | None = None  # a human sentence for the first bad reason; never holds header values
     needs_force: bool = False
+    # With the inode (`inode[1]`), what tells a mitigation that a file it will change is the one surveyed,
+    # without hashing it here: every write to a file, and no call a user may make, sets it (issue 17).
+    ctime_ns: int = 0
 
     @property
     def is_bad(self) -> bool:
@@ -92,9 +95,13 @@ class FileRecord:
 
 @dataclass(frozen=True, slots=True)
 class ContentCheck:
-    """What reading a whole file showed: its sha256, and whether its elements fit inside it."""
+    """What a file's content showed: whether its elements fit inside it, and its sha256 when it was hashed.
 
-    sha256: str
+    Only the copies of one instance are hashed (their bytes are compared); the mitigation of any other
+    file is proven by the file's identity (`FileRecord.ctime_ns`) and hashes it when it backs it up.
+    """
+
+    sha256: str | None
     intact: bool  # False when the declared elements run past the end of the file
     detail: str | None = None
 

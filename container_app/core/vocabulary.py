@@ -156,7 +156,7 @@ class ConflictReason(enum.StrEnum):
     TARGET_TAKEN = "TARGET_TAKEN"  # the expected name belongs to a file that stays
     SAME_TARGET = "SAME_TARGET"  # two files would get the same name
     UNSAFE_TARGET = "UNSAFE_TARGET"  # the expected name must not reach the file system
-    NOT_HASHED = "NOT_HASHED"  # the survey did not record a checksum: no safe way to verify a backup
+    NOT_HASHED = "NOT_HASHED"  # the survey recorded neither a checksum nor the identity: no way to prove the file
 
 
 # --- What execution and restore made of the plan --------------------------------------------------

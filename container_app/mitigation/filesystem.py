@@ -60,8 +60,11 @@ def within_resource(plan: ResourcePlan, path: str) -> str:
 
 
 def _matches(st: os.stat_result | None, state: FileState) -> bool:
-    return (st is not None and stat.S_ISREG(st.st_mode) and st.st_size == state.size
-            and st.st_mtime_ns == state.mtime_ns)
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != state.size or st.st_mtime_ns != state.mtime_ns:
+        return False
+    # Not hashed by the survey: its identity tells it is the file surveyed. Once backed up, its action carries
+    # the copy's sha256.
+    return state.sha256 is not None or state.same_identity(st)
 
 
 def stale_reason(root: Anchor, plan: ResourcePlan) -> str | None:
@@ -92,10 +95,12 @@ def _stale_reason(root: Anchor, plan: ResourcePlan) -> str | None:
     if gone:
         return f"{len(gone)} file(s) gone since the survey, e.g. {gone[0]!r}"
     for action in plan.actions:
-        path = action.source.path
-        if not _matches(root.lstat(path), action.source):
-            return f"{path} changed since the survey (size or modification time)"
-        if action.kind is not ActionKind.RETAIN and root.sha256(path) != action.source.sha256:
+        path, source = action.source.path, action.source
+        if not _matches(root.lstat(path), source):
+            what = "size or modification time" if source.sha256 is not None else "size, times or inode"
+            return f"{path} changed since the survey ({what})"
+        # A file the survey did not hash is hashed as it is backed up, not here: one read fewer.
+        if action.kind is not ActionKind.RETAIN and source.sha256 is not None and root.sha256(path) != source.sha256:
             return f"{path} changed since the survey (sha256)"
     return None
 
@@ -190,14 +195,18 @@ class FilesystemExecutor:
         """Why the resource no longer looks as the survey saw it, or None."""
         return stale_reason(self.root, plan)
 
-    def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *, journaled: bool) -> str:
+    def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *,
+                journaled: bool) -> tuple[str, str]:
         destination = self._backup_rel(plan, action.source.path)
         shown = self.backup.display(destination)
         self.backup.hold(backup_folder_rel(self.run_id, plan), create=True)  # released with the resource's lock
+        expected = action.source.sha256
         if self.backup.exists(destination):
-            # Made by an earlier attempt of this run: keep it if it holds exactly the surveyed bytes.
-            if self.backup.is_regular(destination) and self.backup.sha256(destination) == action.source.sha256:
-                return shown
+            # Made by an earlier attempt of this run: keep it if it holds exactly the surveyed bytes (those its
+            # journaled backup proved, for a file the survey did not hash).
+            if expected is not None and self.backup.is_regular(destination) and self.backup.sha256(
+                    destination) == expected:
+                return shown, expected
             if journaled or not self._earlier_tokens(plan):
                 raise FileProblem(f"the backup at {shown} does not hold this file's bytes; never overwritten")
             # In this run's own folder, made by an earlier attempt of this run (its token is journaled) and
@@ -209,10 +218,14 @@ class FilesystemExecutor:
             raise FileProblem("the file is gone and no backup of it exists")
         if not _matches(source, action.source):
             raise FileProblem("the file changed since the survey (size or modification time); not touched")
-        copy_verified(self.root, action.source.path, self.backup, destination, action.source.sha256, durable=False,
-                      token=self.token)
+        if not action.source.provable:  # the plan blocks such a file; never copied on trust
+            raise FileProblem("the survey recorded neither a checksum nor the file's identity; not touched")
+        # Not hashed by the survey: hashed as it is copied, and still its surveyed self once copied.
+        unchanged = None if expected is not None else action.source.same_identity
+        sha256 = copy_verified(self.root, action.source.path, self.backup, destination, expected, durable=False,
+                               token=self.token, source_unchanged=unchanged)
         self._fresh_backups.add(shown)
-        return shown
+        return shown, sha256
 
     def back_up_catalog(self, plan: ResourcePlan) -> str | None:
         """The catalog's original, copied before the first file of its resource changes."""

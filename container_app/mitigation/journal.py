@@ -169,6 +169,11 @@ class Journal:
         """The files of one resource for which `step` is journaled as done."""
         return {r.path for r in self.for_resource(resource) if r.step is step and r.phase is JournalPhase.DONE}
 
+    def done_values(self, step: JournalStep, resource: str, name: str) -> dict[str, Any]:
+        """Field `name` of each file of one resource for which `step` is journaled as done, by the file's path."""
+        return {r.path: r.get(name) for r in self.for_resource(resource)
+                if r.step is step and r.phase is JournalPhase.DONE and r.path is not None}
+
     def field_values(self, step: JournalStep, resource: str, name: str) -> set[Any]:
         """Every value field `name` took in the records of `step` for one resource, whatever their phase."""
         return {r.get(name) for r in self.for_resource(resource) if r.step is step}

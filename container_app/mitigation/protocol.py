@@ -4,12 +4,15 @@ Per resource, and for a batch of resources step by step (every resource of the b
 before any starts the next, so one commit serves them all):
 
 1. Stale check. The resource must look exactly as the survey saw it (same names, sizes, modification
-   times, sha256 of every file that will change): the plan was made from that picture, and acting on
-   a different one could rename the wrong file or remove the only copy. Journaled as `resource-start`
-   once passed, so a rerun does not mistake its own half-done work for a change by someone else.
+   times; for every file that will change, the surveyed sha256 or, where the survey hashed none, the
+   same inode and change time): the plan was made from that picture, and acting on a different one
+   could rename the wrong file or remove the only copy. Journaled as `resource-start` once passed, so
+   a rerun does not mistake its own half-done work for a change by someone else.
 2. Backup. The resource's catalog, then every file that will change, is copied into BACKUP and the
    copy verified (each copy's temporary journaled by name before it is made, so a rerun after a kill
-   removes exactly those). A catalog that cannot be copied leaves its whole resource untouched.
+   removes exactly those). A file the survey did not hash is hashed as it is copied, and its identity
+   checked once the copy is made: that sha256, journaled with the backup, is the file's from then on.
+   A catalog that cannot be copied leaves its whole resource untouched.
 3. Commit. The copies are made durable (one sync for the batch) and only then journaled as done,
    and the journal committed: a crash before this point leaves every original untouched, after it
    every original has a durable, verified copy. Nothing is changed before this commit.
@@ -39,7 +42,7 @@ from typing import Protocol
 
 from container_app.core.errors import FileProblem
 from container_app.core.outcomes import ActionResult, CatalogResult, ResourceResult
-from container_app.core.plan import Action, ResourcePlan
+from container_app.core.plan import Action, ResourcePlan, with_sha256
 from container_app.core.vocabulary import ActionKind, JournalPhase, JournalStep, Outcome, ResourceStatus, Step
 from container_app.mitigation.journal import Journal
 
@@ -86,10 +89,11 @@ class Operations(Protocol):
         """Why the resource no longer looks as the survey saw it, or None."""
         ...
 
-    def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *, journaled: bool) -> str:
-        """Copy the file the action will change into the backup and verify the copy; returns where it is.
-        `journaled`: an earlier attempt journaled this backup as done (so an existing copy that does not
-        match is damage, never a leftover to replace)."""
+    def back_up(self, backup_folder: str, plan: ResourcePlan, action: Action, *, journaled: bool) -> tuple[str, str]:
+        """Copy the file the action will change into the backup and verify the copy; returns where it is and
+        the sha256 of its bytes (the surveyed one, or, for a file the survey did not hash, the copy's).
+        `journaled`: an earlier attempt journaled this backup as done, with the sha256 `action` now carries
+        (so an existing copy that does not match is damage, never a leftover to replace)."""
         ...
 
     def back_up_catalog(self, plan: ResourcePlan) -> str | None:
@@ -184,7 +188,8 @@ def _back_up(operations: Operations, journal: Journal, work: Sequence[_Work]) ->
     """2-3. Copy every file that will change; all copies durable and journaled before any original is touched."""
     for item in work:
         plan, resource = item.plan, item.plan.resource_path
-        item.journaled = journal.done_paths(JournalStep.BACKUP, resource)
+        journaled = journal.done_values(JournalStep.BACKUP, resource, "sha256")
+        item.journaled = set(journaled)
         pending = [a.source.path for a in plan.actions
                    if a.kind is not ActionKind.RETAIN and a.source.path not in item.journaled]
         if pending:  # one line before the batch (a line per copy would outnumber the copies' own cost)
@@ -203,20 +208,23 @@ def _back_up(operations: Operations, journal: Journal, work: Sequence[_Work]) ->
             if action.kind is ActionKind.RETAIN:
                 item.results[index] = ActionResult(action, Outcome.DONE)
                 continue
+            # A file the survey did not hash has, once an earlier attempt backed it up, that backup's sha256.
+            action = with_sha256(action, journaled.get(action.source.path))
             try:
-                destination = operations.back_up(item.backup_folder, plan, action,
-                                                 journaled=action.source.path in item.journaled)
+                destination, sha256 = operations.back_up(item.backup_folder, plan, action,
+                                                         journaled=action.source.path in item.journaled)
             except FileProblem as exc:
                 item.results[index] = ActionResult(action, Outcome.FAILED, None, str(exc), Step.BACKUP)
                 journal.append(JournalStep.BACKUP, JournalPhase.FAILED, resource=resource, path=action.source.path,
                                error=str(exc))
                 continue
-            item.results[index] = ActionResult(action, Outcome.PLANNED, destination)
+            # From here on the action carries the sha256 its backup proved: every later step checks against it.
+            item.results[index] = ActionResult(with_sha256(action, sha256), Outcome.PLANNED, destination)
     # One sync for the whole batch, then the journal says the backups are done: never before.
     operations.make_backups_durable()
     for item in work:
-        for index, action in enumerate(item.plan.actions):
-            result = item.results[index]
+        for result in item.results.values():
+            action = result.action
             if result.outcome is Outcome.PLANNED and action.source.path not in item.journaled:
                 journal.append(JournalStep.BACKUP, JournalPhase.DONE, resource=item.plan.resource_path,
                                path=action.source.path, backup=result.backup_path, sha256=action.source.sha256)
@@ -231,8 +239,9 @@ def _change(operations: Operations, journal: Journal, work: Sequence[_Work]) -> 
     for item in work:
         plan, resource = item.plan, item.plan.resource_path
         finished = {step: journal.done_paths(step, resource) for step in _JOURNAL_STEP.values()}
-        for index, action in enumerate(plan.actions):
+        for index in range(len(plan.actions)):
             result = item.results[index]
+            action = result.action  # with the sha256 its backup proved
             if result.outcome is not Outcome.PLANNED:
                 continue
             step = Step.DELETE if action.kind is ActionKind.REMOVE else Step.MOVE

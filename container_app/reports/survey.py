@@ -24,6 +24,9 @@ from container_app.support.fsutil import SaveFile
 from container_app.support.time import iso, now_utc
 
 SURVEY_REPORT = "survey-report.json"
+#: 1.1 (issue 17): only the copies of one instance carry a sha256 (null elsewhere); every file a mitigation may
+#: change carries `inode` and `ctimeNs`, which prove it unchanged. A mitigation reads 1.0 reports as before.
+SURVEY_SCHEMA_VERSION = "1.1"
 SURVEY_SUMMARY = "survey-summary.csv"
 CSV_COLUMNS = ("projectId", "subjectId", "experimentId", "scanId", "resourceId", "resourceLabel", "resourceUri",
                "requestStatus", "surveyDate", "totalEntries", "totalUids", "totalDuplicates", "totalBadFiles",
@@ -93,6 +96,8 @@ def file_document(resource_path: str, finding: FileFinding) -> dict[str, Any]:
         "reasons": list(dict.fromkeys(r.value for r in finding.reasons)),
         "sha256": finding.sha256,
     }
+    if finding.needs_content_check:  # what proves to a mitigation that the file it changes is the one surveyed
+        document["inode"], document["ctimeNs"] = record.inode[1], record.ctime_ns
     if finding.detail:
         document["detail"] = finding.detail
     if finding.identifying_tags:

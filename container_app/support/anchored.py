@@ -318,13 +318,16 @@ def open_regular_at(dir_fd: int, name: str, shown: str | None = None) -> int:
 
 
 def copy_verified(source: Anchor, source_rel: str, destination: Anchor, destination_rel: str,
-                  expected_sha256: str | None, *, durable: bool = True, token: str | None = None) -> str:
+                  expected_sha256: str | None, *, durable: bool = True, token: str | None = None,
+                  source_unchanged: Callable[[os.stat_result], bool] | None = None) -> str:
     """Copy a file from one anchor to another (the destination must not exist) and prove the copy.
 
     The copy goes to a temporary beside the destination, created with O_EXCL under a random name (with
     `token`, one the caller journaled before, so that a rerun after a kill removes exactly this
     temporary: `temporary_name(name, token)`); it is read back and compared with the source's sha256
     (and `expected_sha256`), and only then linked into place, never replacing anything.
+    `source_unchanged`: asked of the source as it is once copied (its descriptor's stat); False refuses the
+    copy, so bytes written to the file while, or before, it was read are never taken for its surveyed bytes.
     Returns the sha256. Raises FileProblem.
     """
     parts = components(destination_rel)
@@ -348,6 +351,8 @@ def copy_verified(source: Anchor, source_rel: str, destination: Anchor, destinat
                     # The copy carries the original's permission bits and modification time (as `cp -p`
                     # would), so a restore from it puts back the file as it was, not a 0600 file dated now.
                     source_stat = os.fstat(source_fd)
+                    if source_unchanged is not None and not source_unchanged(source_stat):
+                        raise FileProblem("the file changed since the survey (size, times or inode); not touched")
                     os.fchmod(out_fd, stat.S_IMODE(source_stat.st_mode) & 0o777)
                     os.utime(out_fd, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns))
                     if durable:

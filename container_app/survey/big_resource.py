@@ -66,7 +66,7 @@ class FileWiseRender(Protocol[T_co]):
     def assemble(self, findings: ResourceFindings, file_texts: Sequence[str]) -> T_co: ...
 
 
-_Row = tuple[FilePart, bool, ContentCheck | None, str | None]  # part, checked, its check, its text if single
+_Row = tuple[FilePart, ContentCheck | None, str | None]  # part, its check (if checked), its text if single
 _PartTask = tuple[str, str, Sequence[str], Mapping[str, str | None] | None, bool]
 
 
@@ -80,14 +80,15 @@ def part_chunk(task: _PartTask) -> list[_Row]:
     for name in names:
         record = judge_link(ctx.root, directory, survey_file(directory, name, ctx.read_plan))
         part = classify_file(record, ctx.template, catalog)
-        # Away from its expected name, a file is mismatched or a duplicate: a mitigation touches it.
+        # Away from its expected name, a file is mismatched or a duplicate: a mitigation touches it. Its bytes
+        # are hashed only if it is one of several copies, which the joined resource tells (`_findings`).
         checked = part.expected_name is not None and not part.at_expected_name
-        check = check_one(directory, name) if checked else None
+        check = check_one(directory, name, digest=False) if checked else None
         text = None
         if render is not None:
             single = part.single_finding()
             text = render.render_file(resource_path, single if check is None else with_check(single, check))
-        rows.append((part, checked, check, text))
+        rows.append((part, check, text))
     return rows
 
 
@@ -146,9 +147,9 @@ def finish(pending: Pending, pool: Pool | None, render: Callable[[ResourceFindin
 
 
 def _single_text(row: _Row) -> str:
-    if row[3] is None:  # part_chunk renders every file when the render is file-wise
+    if row[2] is None:  # part_chunk renders every file when the render is file-wise
         raise RuntimeError(f"{row[0].name}: no document rendered in the worker")
-    return row[3]
+    return row[2]
 
 
 def _findings(pending: Pending, rows: Sequence[_Row], pool: Pool | None) -> ResourceFindings:
@@ -157,11 +158,12 @@ def _findings(pending: Pending, rows: Sequence[_Row], pool: Pool | None) -> Reso
     to_check = findings.to_check()
     if not to_check:
         return findings
-    checks = {row[0].name: row[2] for row in rows if row[2] is not None}
-    attempted = {row[0].name for row in rows if row[1]}
-    # Duplicates at their expected name: the only files the workers could not know to check.
-    rest = [name for name in to_check if name not in attempted]
-    for name, result in _map(pool, check_chunk, [(pending.directory, rest[i : i + _CHECK_SHARE])
+    copies = set(findings.to_digest())
+    checks = {row[0].name: row[1] for row in rows if row[1] is not None and row[0].name not in copies}
+    # The copies of one instance, hashed (their bytes are compared): the only files the workers could not
+    # know to hash, or, at their expected name, to check at all.
+    rest = [name for name in to_check if name in copies]
+    for name, result in _map(pool, check_chunk, [(pending.directory, rest[i : i + _CHECK_SHARE], True)
                                                  for i in range(0, len(rest), _CHECK_SHARE)]):
         if result is not None:
             checks[name] = result

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from container_app.core.deidentification import CopySignals
     from container_app.survey.deidentification import XnatLabels
-    from container_app.survey.worker import WorkerContext
+    from container_app.survey.worker import CheckTask, WorkerContext
 
 # What reads DICOM (the workers' modules, and pydicom under them: about 0.3 s of imports here) is imported
 # by `run` when there are files to read, before its workers are forked, so they share one copy; a survey of
@@ -178,7 +178,7 @@ _SignalsTask = tuple[str, Sequence[str], "XnatLabels"]
 
 
 def _classify(root: str, resource: Resource, records: list[FileRecord], template: NamingTemplate,
-              check: Callable[[tuple[str, Sequence[str]]], list[tuple[str, ContentCheck | None]]],
+              check: Callable[[CheckTask], list[tuple[str, ContentCheck | None]]],
               read_signals: Callable[[_SignalsTask], list[tuple[str, CopySignals | None]]]) -> ResourceFindings:
     from container_app.survey.deidentification import TABLE_EDITION, XnatLabels
     from container_app.survey.worker import directory_of, judge_link
@@ -191,7 +191,12 @@ def _classify(root: str, resource: Resource, records: list[FileRecord], template
     to_check = findings.to_check()
     if not to_check:
         return findings
-    checks = {name: result for name, result in check((directory, to_check)) if result is not None}
+    copies = set(findings.to_digest())
+    checks: dict[str, ContentCheck] = {}
+    for digest in (False, True):
+        names = [n for n in to_check if (n in copies) is digest]
+        if names:
+            checks.update((name, result) for name, result in check((directory, names, digest)) if result is not None)
     findings = with_content_checks(findings, checks)
     # Copies of one instance whose bytes differ: which discloses more (issue 15). Only these are read
     # further, so a resource without such groups pays nothing.

@@ -53,17 +53,21 @@ def read_chunk(task: tuple[str, Sequence[str]]) -> list[FileRecord]:
     return [survey_file(directory, name, read_plan) for name in names]
 
 
-def check_one(directory: str, name: str) -> ContentCheck | None:
-    """The file's content check; None when it could not be read (it is then left unchecked)."""
+def check_one(directory: str, name: str, *, digest: bool) -> ContentCheck | None:
+    """The file's content check (`digest`: with its sha256); None when it could not be read (left unchecked)."""
     try:
-        return check_content(os.path.join(directory, name))
+        return check_content(os.path.join(directory, name), digest=digest)
     except OSError:
         return None
 
 
-def check_chunk(task: tuple[str, Sequence[str]]) -> list[tuple[str, ContentCheck | None]]:
-    directory, names = task
-    return [(name, check_one(directory, name)) for name in names]
+#: A content-check task: the resource's folder, the files' names, whether to hash them.
+CheckTask = tuple[str, Sequence[str], bool]
+
+
+def check_chunk(task: CheckTask) -> list[tuple[str, ContentCheck | None]]:
+    directory, names, digest = task
+    return [(name, check_one(directory, name, digest=digest)) for name in names]
 
 
 def directory_of(root: str, resource: Resource) -> str:

@@ -97,8 +97,9 @@ def test_a_rename_never_overwrites_a_file_at_the_target(tmp_path: Path, survey_l
     [result] = executor.execute_batch(plan.resources)
     executor_journal.close()
     assert (root / rename.target).read_bytes() == b"someone else's file"
-    assert sha256(root / rename.source.path) == rename.source.sha256
-    failed = next(r for r in result.actions if r.action == rename)
+    failed = next(r for r in result.actions if r.action.source.path == rename.source.path)
+    # The survey hashed no single file (schema 1.1): the result carries the sha256 its backup proved.
+    assert rename.source.sha256 is None and sha256(root / rename.source.path) == failed.action.source.sha256
     assert failed.outcome is Outcome.FAILED and "never overwritten" in (failed.error or "")
     assert result.status is ResourceStatus.PARTIAL
 
@@ -121,6 +122,58 @@ def test_a_file_changed_after_the_survey_makes_the_resource_stale(tmp_path: Path
     records = [r for r in journal.for_resource(plan.resources[0].resource_path) if r.step is not JournalStep.TEMPORARY]
     [record] = records
     assert (record.step, record.phase) == (JournalStep.RESOURCE, JournalPhase.STALE)
+
+
+def _rewrite_in_place(path: Path) -> None:
+    """Change one byte, keeping the size and the modification time: only the inode's change time tells."""
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_file_the_survey_did_not_hash_is_proven_by_its_identity(tmp_path: Path, survey_lib: SurveyLib) -> None:
+    root, plan = planned(tmp_path, survey_lib)
+    rename = next(a for a in plan.resources[0].actions if a.kind is ActionKind.RENAME and a.group is None)
+    assert rename.source.sha256 is None and rename.source.inode and rename.source.ctime_ns  # schema 1.1
+    _rewrite_in_place(root / rename.source.path)
+    before = snapshot(root)
+    [result], _ = execute(root, tmp_path / "backup", plan)
+    assert result.status is ResourceStatus.STALE and "inode" in (result.reason or "")
+    assert all(r.outcome is Outcome.SKIPPED for r in result.actions)
+    assert snapshot(root) == before
+
+
+def test_a_write_while_the_backup_is_made_is_refused(tmp_path: Path, survey_lib: SurveyLib,
+                                                     monkeypatch: Any) -> None:
+    """The stale check passed; the file is rewritten (same size and modification time) as it is copied."""
+    from container_app.support import faults
+
+    root, plan = planned(tmp_path, survey_lib)
+    renames = [a for a in plan.resources[0].actions if a.kind is ActionKind.RENAME and a.group is None]
+    victim = renames[0]
+    copies = iter(range(1000))
+
+    def rewrite_first_copy() -> None:
+        if next(copies) == _index_of_first_unhashed(plan.resources[0], victim):
+            _rewrite_in_place(root / victim.source.path)
+
+    monkeypatch.setattr(faults, "before_backup_write", rewrite_first_copy)
+    [result], _ = execute(root, tmp_path / "backup", plan)
+    failed = next(r for r in result.actions if r.action.source.path == victim.source.path)
+    assert failed.outcome is Outcome.FAILED and "changed since the survey" in (failed.error or "")
+    assert (root / victim.source.path).exists() and not (root / (victim.target or "")).exists()
+    done = [r for r in result.actions if r.action.kind is ActionKind.RENAME and r.outcome is Outcome.DONE]
+    assert len(done) == len([a for a in plan.resources[0].actions if a.kind is ActionKind.RENAME]) - 1
+    for r in done:  # every other file moved, proven by the sha256 of its backup
+        assert r.action.source.sha256 == sha256(root / (r.action.target or "")) == sha256(Path(r.backup_path or ""))
+
+
+def _index_of_first_unhashed(resource: ResourcePlan, victim: Any) -> int:
+    """Which backup copy (the catalog's is the first) is the victim's."""
+    copied = [a for a in resource.actions if a.kind is not ActionKind.RETAIN]
+    return 1 + copied.index(victim)
 
 
 def test_a_rerun_removes_exactly_the_temporaries_of_earlier_attempts(tmp_path: Path, survey_lib: SurveyLib) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,15 @@ def check_scan5_report(report: dict[str, Any], scan5: Any, root_rel: str = "SCAN
         assert finding["path"].startswith(prefix)
         assert (scan5.root / "SCANS/5/DICOM" / finding["path"].rsplit("/", 1)[-1]).is_file()
         if finding["status"] in ("MISMATCHED", "DUPLICATE", "NONACTIONABLE_DUPLICATE"):
-            assert finding["sha256"] and len(finding["sha256"]) == 64
+            # Only the copies of one instance are hashed; every file a mitigation may change carries what
+            # proves it unchanged (schema 1.1, issue 17).
+            on_disk = (scan5.root / "SCANS/5/DICOM" / finding["path"].rsplit("/", 1)[-1]).stat()
+            assert (finding["inode"], finding["ctimeNs"]) == (on_disk.st_ino, on_disk.st_ctime_ns)
+            if finding["status"] == "MISMATCHED":
+                assert finding["sha256"] is None
+            else:
+                assert finding["sha256"] == hashlib.sha256((scan5.root / "SCANS/5/DICOM" / finding["path"].rsplit(
+                    "/", 1)[-1]).read_bytes()).hexdigest()
             assert finding["intact"] is True
         else:
             assert finding["status"] == "CONFORMING"

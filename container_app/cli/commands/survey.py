@@ -78,7 +78,7 @@ class SurveyOutcome:
 def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> SurveyOutcome:
     """Survey ROOT and write `survey-report.json` and `survey-summary.csv` into OUT."""
     from container_app.reports.html.survey_page import HtmlReportWriter
-    from container_app.reports.survey import SurveyReportWriter, render_resource
+    from container_app.reports.survey import SURVEY_SCHEMA_VERSION, SurveyReportWriter, render_resource
     from container_app.reports.table import summary_table
     from container_app.support.progress import RunProgress
     from container_app.support.time import iso, new_run_id, now_utc
@@ -95,7 +95,7 @@ def survey_archive(settings: SurveySettings, *, print_summary: bool = True) -> S
              jobs=settings.jobs, template=settings.template.source)
     envelope: dict[str, Any] = {
         "reportType": "survey",
-        "schemaVersion": "1.0",
+        "schemaVersion": SURVEY_SCHEMA_VERSION,
         "tool": {"name": "xnat-resource-survey", "version": __version__},
         "runId": new_run_id(started),
         "root": os.path.abspath(settings.root),

@@ -11,18 +11,19 @@ recognised by its bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 
 from container_app.core.errors import FileProblem
 from container_app.core.outcomes import CatalogResult
-from container_app.core.plan import Action, FileState, ResourcePlan
+from container_app.core.plan import Action, FileState, ResourcePlan, with_sha256
 from container_app.core.vocabulary import ActionKind, JournalPhase, JournalStep, Outcome, ResourceStatus, Step, XnatWay
 from container_app.mitigation.xnat.archive import BACKUP_FORMAT, BACKUP_RESOURCE, Upload, XnatArchive
 from container_app.mitigation.xnat.context import WayContext
@@ -31,6 +32,7 @@ from container_app.mitigation.xnat.mount import (
     catalog_flags,
     catalog_sha256,
     mount_catalog,
+    mount_sha256,
     mount_staleness,
     read_mount_file,
     read_or_none,
@@ -84,6 +86,7 @@ class XnatFileOpsExecutor:
             return untouched_result(plan, ResourceStatus.FAILED, f"the mounted catalog and XNAT's file listing "
                                     f"differ in {differ} name(s): is the mount XNAT session {target.experiment}? "
                                     "Nothing was changed", **common)
+        plan = self._with_sha256(plan)
         catalog_before = catalog_sha256(c.root, plan)
         c.journal.append(JournalStep.RESOURCE_START, JournalPhase.DONE, resource=resource,
                          way=XnatWay.FILE_OPERATIONS.value, experiment=target.experiment)
@@ -106,7 +109,7 @@ class XnatFileOpsExecutor:
                                  error=str(failure.error))
                 continue
             c.journal.append(JournalStep.BACKUP, JournalPhase.DONE, resource=resource, path=action.source.path,
-                             backup=verified[index].name)
+                             backup=verified[index].name, sha256=verified[index].name)
         c.journal.commit()
 
         # 2. The manifest: which original each backup is. Written and read back before any change.
@@ -181,6 +184,25 @@ class XnatFileOpsExecutor:
 
     # --- the steps ------------------------------------------------------------------------------
 
+    def _with_sha256(self, plan: ResourcePlan) -> ResourcePlan:
+        """The plan with a sha256 for every file that will change and that the survey did not hash (schema 1.1).
+
+        The one an earlier attempt journaled with its backup (the file may have moved since), else the mount
+        file's, read while its identity shows it unchanged. A file it cannot be told for keeps none, and its
+        backup is refused.
+        """
+        known = self.c.journal.done_values(JournalStep.BACKUP, plan.resource_path, "sha256")
+        actions = []
+        for action in plan.actions:
+            if action.kind is not ActionKind.RETAIN and action.source.sha256 is None:
+                sha = known.get(action.source.path)
+                if sha is None:
+                    with contextlib.suppress(FileProblem):  # refused, with its reason, by the backup step
+                        sha = mount_sha256(self.c.root, plan, action.source)
+                action = with_sha256(action, sha)
+            actions.append(action)
+        return replace(plan, actions=tuple(actions))
+
     def _apply(self, plan: ResourcePlan, target: XnatTarget, action: Action, backup: _Backup,
                listing: dict[str, Any], replaceable: frozenset[str]) -> XnatActionResult:
         c = self.c
@@ -237,7 +259,8 @@ class XnatFileOpsExecutor:
                 backups: dict[str, dict[str, Any]]) -> _Backup:
         sha = action.source.sha256
         if sha is None:
-            raise FileProblem("the survey recorded no checksum; no way to verify a backup")
+            raise FileProblem("the file could not be proven the one surveyed (no checksum recorded, and it changed "
+                              "since the survey or could not be read); not touched")
         for path in (action.source.path, action.target):
             problem = rest_name_problem(path)
             if problem is not None:

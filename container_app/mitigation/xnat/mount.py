@@ -28,11 +28,13 @@ from container_app.core.vocabulary import ActionKind, Outcome
 from container_app.mitigation.filesystem import within_resource
 from container_app.mitigation.xnat.results import XnatActionResult, XnatResourceResult
 from container_app.support.anchored import Anchor, components
+from container_app.support.fsutil import sha256_of_fd
 from container_app.support.shared_data import is_shared_data_tree
 from container_app.survey.catalog import is_catalog_name
 
 __all__ = ["catalog_flags", "catalog_sha256", "file_name", "in_resource", "is_shared_data_tree", "listing_verdict",
-           "mount_catalog", "mount_staleness", "read_mount_file", "read_or_none", "resource_folder", "sha256_hex"]
+           "mount_catalog", "mount_sha256", "mount_staleness", "read_mount_file", "read_or_none", "resource_folder",
+           "sha256_hex"]
 
 #: A catalog larger than this is not read back from the mount (the survey reads them in pieces; here one
 #: is only looked at for its entries' types after XNAT rewrote it).
@@ -86,11 +88,35 @@ def mount_staleness(root: str, plan: ResourcePlan) -> str | None:
                 if (not stat.S_ISREG(st.st_mode) or st.st_size != action.source.size
                         or st.st_mtime_ns != action.source.mtime_ns):
                     return "a file to change changed since the survey (size or modification time)"
+                if action.source.sha256 is None and not action.source.same_identity(st):
+                    return "a file to change changed since the survey (its inode or change time)"
     except FileProblem as exc:
         return f"cannot read the resource: {exc}"
     except OSError as exc:
         return f"cannot read the resource: {exc.strerror or exc}"
     return None
+
+
+def mount_sha256(root: str, plan: ResourcePlan, state: FileState) -> str:
+    """The sha256 of a file the survey did not hash, read from the mount while its identity shows it unchanged.
+
+    Its stat is asked once its bytes are read: a write before or while they were read has set its change time.
+    """
+    try:
+        with Anchor.open(root) as anchor, anchor.descend(plan.resource_path) as resource:
+            fd = resource.open_regular(in_resource(plan, state.path))
+            try:
+                digest = sha256_of_fd(fd)
+                unchanged = state.same_identity(os.fstat(fd))
+            finally:
+                os.close(fd)
+    except FileProblem as exc:
+        raise FileProblem(f"cannot read the file from the archive mount: {exc}") from exc
+    except OSError as exc:
+        raise FileProblem(f"cannot read the file from the archive mount: {exc.strerror or exc}") from exc
+    if not unchanged:
+        raise FileProblem("the file changed since the survey (size, times or inode); not touched")
+    return digest
 
 
 def read_mount_file(root: str, plan: ResourcePlan, state: FileState) -> bytes:

@@ -73,7 +73,7 @@ def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
     def record(header: HeaderValues | None, reasons: tuple[Reason, ...], detail: str | None = None,
                needs_force: bool = False) -> FileRecord:
         return FileRecord(name, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino), st.st_nlink, header, reasons,
-                          detail, needs_force)
+                          detail, needs_force, st.st_ctime_ns)
 
     if stat.S_ISLNK(st.st_mode):
         return record(None, (Reason.SYMLINK,), detail="symbolic link, not followed")
@@ -117,16 +117,19 @@ def survey_file(directory: str, name: str, plan: ReadPlan) -> FileRecord:
     return record(HeaderValues(values), tuple(reasons), needs_force=parsed.needs_force)
 
 
-def check_content(path: str) -> ContentCheck:
-    """sha256 of the whole file, and whether its elements (pixel data included) are all there.
+def check_content(path: str, *, digest: bool = True) -> ContentCheck:
+    """Whether the file's elements (pixel data included) are all there; with `digest`, its sha256 too.
 
-    For the files a mitigation would touch or compare: it can then tell whether they changed.
-    A deflated dataset is inflated no further than the header read may (`inflate`): past that its
-    elements are not judged, and the detail says so.
+    For the files a mitigation would touch or compare. Whether they fit is told from the elements'
+    declared lengths, reading their headers only (a value is skipped, not read). `digest` reads every
+    byte: only for the copies of one instance, whose bytes are compared. A deflated dataset is inflated
+    no further than the header read may (`inflate`): past that its elements are not judged, and the
+    detail says so.
     """
     with os.fdopen(anchored_reads.open_path(path), "rb", buffering=0) as handle:
         fd = handle.fileno()
-        sha256 = sha256_of_fd(fd)  # a reused buffer: a fresh MiB per file costs an mmap and its page faults
+        # A reused buffer: a fresh MiB per file costs an mmap and its page faults.
+        sha256 = sha256_of_fd(fd) if digest else None
         size = os.fstat(fd).st_size
         intact, detail = True, None
         try:

@@ -18,6 +18,7 @@ from container_app.mitigation.xnat.mount import (
     catalog_flags,
     catalog_sha256,
     listing_verdict,
+    mount_sha256,
     mount_staleness,
     read_mount_file,
 )
@@ -83,6 +84,24 @@ def test_changes_in_a_subfolder_make_the_resource_stale(tmp_path: Path) -> None:
     with pytest.raises(FileProblem, match="sha256"):
         (folder / "secondary" / "x.dcm").write_bytes(b"Y" * 20)
         read_mount_file(str(tmp_path), plan, plan.files_at_survey[1])
+
+
+def test_a_file_the_survey_did_not_hash_is_proven_by_its_identity(tmp_path: Path) -> None:
+    """Schema 1.1: a single misnamed file carries its inode and change time, no sha256."""
+    folder = _resource(tmp_path)
+    path = folder / "secondary" / "x.dcm"
+    st = path.stat()
+    unhashed = FileState(f"{RESOURCE}/secondary/x.dcm", st.st_size, st.st_mtime_ns, None, st.st_ino, st.st_ctime_ns)
+    plan = ResourcePlan(RESOURCE, {"scanId": "4"}, CATALOG, RequestStatus.DIVERGENT,
+                        (Action(ActionKind.RENAME, unhashed, f"{RESOURCE}/secondary/X.dcm", "NAME_MISMATCH"),), (),
+                        (_state(tmp_path, f"{RESOURCE}/a.dcm"), unhashed), 0, 0)
+    assert mount_staleness(str(tmp_path), plan) is None
+    assert mount_sha256(str(tmp_path), plan, unhashed) == hashlib.sha256(b"X" * 20).hexdigest()
+    path.write_bytes(b"Y" * 20)  # same size; the modification time put back: only the change time tells
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "inode or change time" in (mount_staleness(str(tmp_path), plan) or "")
+    with pytest.raises(FileProblem, match="changed since the survey"):
+        mount_sha256(str(tmp_path), plan, unhashed)
 
 
 def test_a_link_in_the_resource_is_never_followed(tmp_path: Path) -> None:
