@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from container_app.core.deidentification import MORE_DEIDENTIFIED, Hold, hold_for, is_less_deidentified
 from container_app.core.naming import unsafe_name_reason
 from container_app.core.vocabulary import ActionKind, ConflictReason, KeepPolicy, KeepReason, RequestStatus
 
-if TYPE_CHECKING:
-    import os
+
+class StatLike(Protocol):
+    """What a file's stat tells of its identity (`os.stat_result` has it; core reads no file itself)."""
+
+    @property
+    def st_ino(self) -> int: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+    @property
+    def st_ctime_ns(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +40,7 @@ class FileState:
     inode: int | None = None
     ctime_ns: int | None = None
 
-    def same_identity(self, st: os.stat_result) -> bool:
+    def same_identity(self, st: StatLike) -> bool:
         """Whether a file's stat shows this file unchanged: same inode, size, modification and change times.
 
         What proves unchanged a file the survey did not hash: every write sets the change time, and no call
