@@ -17,7 +17,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from types import ModuleType
 from typing import BinaryIO, cast
 
@@ -174,17 +174,19 @@ def signals_of(ds: Dataset, name: str, labels: XnatLabels, pixel_digest: str | N
     digests: dict[str, str] = {}
     identifying: set[str] = set()
     private = False
+    worth_converting: list[int] = []
     for tag in list(ds.keys()):
         raw = ds.get_item(tag)
         if raw is None or tag >> 16 == 2:
             continue
-        keyword = pydicom.datadict.keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        facts = _tag_facts(tag)
         value = raw.value
         data = value if isinstance(value, bytes) else repr(value).encode("utf-8", "surrogateescape")
-        digests[keyword] = hashlib.blake2b(data, digest_size=16).hexdigest()
-        if BaseTag(tag).is_private:
-            private = True
-    for looked_at in _worth_converting(ds, profile):
+        digests[facts.keyword] = hashlib.blake2b(data, digest_size=16).hexdigest()
+        private = private or facts.private
+        if _worth_converting(raw, facts):
+            worth_converting.append(tag)
+    for looked_at in worth_converting:
         element = ds[looked_at]
         if element.VR == "SQ":
             if profile.keyword_for(element.tag) and not element.is_empty:
@@ -215,29 +217,36 @@ def signals_of(ds: Dataset, name: str, labels: XnatLabels, pixel_digest: str | N
     )
 
 
-def _worth_converting(ds: Dataset, profile: ProfileTable) -> list[int]:
-    """The top-level tags whose values the identifying-attribute check must look at: those of table E.1-1
-    and the sequences (or what may be one). Converting every element of a header costs ~10 ms per copy on
-    headers with private blocks (issue 17's legacy benchmark); the others are left raw, never converted."""
-    tags: list[int] = []
-    for tag in list(ds.keys()):
-        if tag >> 16 == 2:
-            continue
-        raw = ds.get_item(tag)
-        if not isinstance(raw, RawDataElement):
-            tags.append(tag)  # already converted (a deflated dataset, an edited one): cheap to look at
-            continue
-        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(tag)  # pydicom may read UN as known
-        if profile.keyword_for(tag) or vr in ("SQ", None) or raw.length == _UNDEFINED:
-            tags.append(tag)
-    return tags
+@dataclass(frozen=True, slots=True)
+class _TagFacts:
+    """What `signals_of` asks of a tag, the same in every file: looked up once per tag (`_tag_facts`)."""
+
+    keyword: str  # the digest's key: pydicom's keyword, else `(gggg,eeee)`
+    private: bool
+    dictionary_vr: str | None  # None for a private or unknown tag
+    listed: bool  # in table E.1-1
 
 
-def _dictionary_vr(tag: int) -> str | None:
+@lru_cache(maxsize=1 << 16)
+def _tag_facts(tag: int) -> _TagFacts:
+    # Asked for each element of every copy read: pydicom's dictionary lookups and the table's masked rows
+    # cost more than the digest itself.
     try:
-        return str(pydicom.datadict.dictionary_VR(tag))
+        dictionary_vr: str | None = str(pydicom.datadict.dictionary_VR(tag))
     except KeyError:
-        return None  # private or unknown: converted, in case pydicom reads it as a sequence
+        dictionary_vr = None
+    keyword = pydicom.datadict.keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    return _TagFacts(keyword, BaseTag(tag).is_private, dictionary_vr, bool(table().keyword_for(tag)))
+
+
+def _worth_converting(raw: object, facts: _TagFacts) -> bool:
+    """Whether the identifying-attribute check must look at a top-level element's value: one of table E.1-1,
+    or a sequence (or what may be one). Converting every element of a header costs ~10 ms per copy on
+    headers with private blocks (issue 17's legacy benchmark); the others are left raw, never converted."""
+    if not isinstance(raw, RawDataElement):
+        return True  # already converted (a deflated dataset, an edited one): cheap to look at
+    vr = raw.VR if raw.VR not in (None, "UN") else facts.dictionary_vr  # pydicom may read UN as known
+    return facts.listed or vr in ("SQ", None) or raw.length == _UNDEFINED
 
 
 def _identifying_in(item: Dataset, profile: ProfileTable) -> bool:
