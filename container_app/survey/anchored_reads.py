@@ -241,18 +241,26 @@ def read_ahead(directory: str, names: Sequence[str]) -> None:
         folder_fd = os.dup(_open_folder(directory).fd)
     except (OSError, FileProblem):
         return  # the reads themselves will say why
-    remaining = [len(plain)]
+    if _in_page_cache(folder_fd, plain):
+        os.close(folder_fd)
+        return
+    # Thread i warms names i, i+N, i+2N...: the threads move down the list together, in the order the survey
+    # reads it, with one task per thread rather than per file (a task costs about what a warm open does).
+    stripes = [plain[i::READ_AHEAD_THREADS] for i in range(min(READ_AHEAD_THREADS, len(plain)))]
+    remaining = [len(stripes)]
     lock = threading.Lock()
 
-    def warm(name: str) -> None:
+    def warm(stripe: Sequence[str]) -> None:
         try:
-            fd = _open_checked(folder_fd, name, name, None)
-            try:
-                os.pread(fd, _HEAD_BYTES, 0)
-            finally:
-                os.close(fd)
-        except (OSError, FileProblem):
-            pass  # only a hint: the survey's own read reports the problem
+            for name in stripe:
+                try:
+                    fd = _open_checked(folder_fd, name, name, None)
+                    try:
+                        os.pread(fd, _HEAD_BYTES, 0)
+                    finally:
+                        os.close(fd)
+                except (OSError, FileProblem):
+                    pass  # only a hint: the survey's own read reports the problem
         finally:
             with lock:  # the last one closes the folder's descriptor
                 remaining[0] -= 1
@@ -260,5 +268,29 @@ def read_ahead(directory: str, names: Sequence[str]) -> None:
             if last:
                 os.close(folder_fd)
 
-    for name in plain:
-        _read_ahead_pool.submit(warm, name)
+    for stripe in stripes:
+        _read_ahead_pool.submit(warm, stripe)
+
+
+def _in_page_cache(folder_fd: int, names: Sequence[str]) -> bool:
+    """Whether the first, middle and last files' first bytes are in memory already: then so, most likely, is
+    the rest, and reading ahead would only cost CPU (about 70 us a file, 13% of a warm survey, issue 17).
+
+    Asked with RWF_NOWAIT, which reads only what is cached and never waits for a disk read (on a miss the
+    kernel starts reading that file, which does no harm). Where it is not supported, the answer is no:
+    reading ahead is then always done, as it is harmless.
+    """
+    probe = bytearray(1)
+    for name in dict.fromkeys((names[0], names[len(names) // 2], names[-1])):
+        try:
+            fd = _open_checked(folder_fd, name, name, None)
+        except (OSError, FileProblem):
+            return False
+        try:
+            if os.preadv(fd, [probe], 0, os.RWF_NOWAIT) != 1:
+                return False
+        except OSError:  # EAGAIN: not cached; EOPNOTSUPP: not supported; any other error: read ahead anyway
+            return False
+        finally:
+            os.close(fd)
+    return True

@@ -126,3 +126,76 @@ def test_a_root_that_cannot_be_opened_is_reported_not_raised(tmp_path: Path, mon
     [resource] = list(discover(str(root), Selection()))
     assert resource.rel_path == "."
     assert [(u.path, u.error) for u in resource.unreadable] == [(".", "Permission denied")]
+
+
+def _cached(path: Path) -> bool:
+    """Asked as read_ahead asks (RWF_NOWAIT). On a miss the kernel starts reading the file: ask once per file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT) == 1
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _evict(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _drain_read_ahead() -> None:
+    pool = anchored_reads._read_ahead_pool
+    if pool is not None:
+        pool.shutdown(wait=True)
+        anchored_reads._read_ahead_pool = None
+
+
+@pytest.fixture
+def many_files(tmp_path: Path) -> tuple[Path, list[str]]:
+    folder = tmp_path / "resource"
+    folder.mkdir()
+    names = [f"{i:03d}.dcm" for i in range(80)]
+    for name in [*names, "sentinel"]:
+        (folder / name).write_bytes(os.urandom(9000))
+    os.sync()  # written back, so that the page cache may drop them
+    _evict(folder / "sentinel")
+    if _cached(folder / "sentinel"):
+        pytest.skip("this file system keeps files in memory whatever posix_fadvise says")
+    return folder, names
+
+
+def test_read_ahead_warms_files_not_in_memory(many_files: tuple[Path, list[str]]) -> None:
+    folder, names = many_files
+    for name in names:
+        _evict(folder / name)
+    anchored_reads.read_ahead(str(folder), names)
+    _drain_read_ahead()
+    assert all(_cached(folder / n) for n in names)
+
+
+def test_read_ahead_skips_files_in_memory(many_files: tuple[Path, list[str]],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm, it only asks the first, middle and last files whether they are cached (RWF_NOWAIT)."""
+    folder, names = many_files
+    for name in names:
+        (folder / name).read_bytes()
+    opened: list[str] = []
+    real = anchored_reads._open_checked
+
+    def counting(folder_fd: int, name: str, *args: Any) -> int:
+        opened.append(name)
+        return real(folder_fd, name, *args)
+
+    monkeypatch.setattr(anchored_reads, "_open_checked", counting)
+    anchored_reads.read_ahead(str(folder), names)
+    _drain_read_ahead()
+    assert opened == [names[0], names[40], names[-1]]
+    _evict(folder / names[40])
+    opened.clear()
+    anchored_reads.read_ahead(str(folder), names)  # one of the three is not in memory: every file is read ahead
+    _drain_read_ahead()
+    assert sorted(set(opened) - {names[0], names[40]}) == sorted(set(names) - {names[0], names[40]})
