@@ -48,13 +48,15 @@ class EnvelopeWriter:
         if layout.break_when_empty:
             handle.write("\n")
 
-    def add(self, resource_json: str) -> None:
-        """Write one resource, given as compact JSON text (`compact_json`)."""
+    def add(self, *resource_json: str) -> None:
+        """Write one resource, given as compact JSON text (`compact_json`), perhaps in pieces to write in turn."""
         if self.resources_written:
             self._handle.write(",\n")
         elif not self._layout.break_when_empty:
             self._handle.write("\n")
-        self._handle.write(self._layout.resource_indent + resource_json)
+        self._handle.write(self._layout.resource_indent)
+        for piece in resource_json:
+            self._handle.write(piece)
         self.resources_written += 1
 
     def close(self, tail: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ HTML page's per-file rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.pool import AsyncResult, Pool
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -34,7 +34,7 @@ from container_app.core.classify import (
     with_deidentification,
 )
 from container_app.core.deidentification import CopySignals
-from container_app.core.records import ContentCheck, Resource
+from container_app.core.records import ContentCheck, HeaderValues, Resource
 from container_app.survey import anchored_reads
 from container_app.survey.deidentification import TABLE_EDITION, XnatLabels, signals_chunk
 from container_app.survey.dicom.reader import survey_file
@@ -79,7 +79,7 @@ def part_chunk(task: _PartTask) -> list[_Row]:
     anchored_reads.read_ahead(directory, names)
     for name in names:
         record = judge_link(ctx.root, directory, survey_file(directory, name, ctx.read_plan))
-        part = classify_file(record, ctx.template, catalog)
+        part = for_join(classify_file(record, ctx.template, catalog))
         # Away from its expected name, a file is mismatched or a duplicate: a mitigation touches it. Its bytes
         # are hashed only if it is one of several copies, which the joined resource tells (`_findings`).
         checked = part.expected_name is not None and not part.at_expected_name
@@ -90,6 +90,22 @@ def part_chunk(task: _PartTask) -> list[_Row]:
             text = render.render_file(resource_path, single if check is None else with_check(single, check))
         rows.append((part, check, text))
     return rows
+
+
+def for_join(part: FilePart) -> FilePart:
+    """The part as the joining process needs it: of the header values, only the instance's UIDs.
+
+    Joining and rendering look at no other value once a file is classified; the rest (a dozen strings a file)
+    would be pickled to the main process and held there for the whole resource (issue 17's memory target).
+    """
+    header = part.record.header
+    if header is None:
+        return part
+    uids = {k: header.values[k] for k in _JOIN_KEYWORDS if k in header.values}
+    return replace(part, record=replace(part.record, header=HeaderValues(uids)))
+
+
+_JOIN_KEYWORDS = ("SOPClassUID", "SOPInstanceUID")
 
 
 def render_chunk(task: tuple[str, Sequence[FileFinding]]) -> list[str]:

@@ -169,7 +169,7 @@ def fed_as_surveyed(out: Path, report: dict[str, Any]) -> str:
     """The page as the survey builds it: resources handed over as workers render them, parsed only if shown."""
     writer = HtmlReportWriter(str(out))
     for resource in report["resources"]:
-        writer.add_rendered(RenderedResource(json.dumps(resource), resource_summary(resource), "2026-01-01"))
+        writer.add_rendered(RenderedResource((json.dumps(resource),), resource_summary(resource), "2026-01-01"))
     return Path(writer.finish({**report, "resources": []})).read_text("utf-8")
 
 
