@@ -96,23 +96,26 @@ class Journal:
         journal = cls(path)
         if os.path.exists(path):
             with open(path, "rb") as handle:
-                data = handle.read()
-            complete, _, torn = data.rpartition(b"\n")
-            if torn:
+                size = os.fstat(handle.fileno()).st_size
+                complete = _end_of_last_line(handle, size)
+            if complete < size:
                 # A crash in the middle of a line: the line was never committed, so the step it began is
                 # re-checked against the files like any other. It is cut off here rather than kept, so that a
                 # later crash cannot leave it in the middle of the journal (which reads as damage), and a
                 # multi-byte character cut in two cannot make the journal unreadable.
                 with open(path, "r+b") as handle:
-                    handle.truncate(len(data) - len(torn))
+                    handle.truncate(complete)
                     os.fsync(handle.fileno())
-            for number, line in enumerate(complete.split(b"\n") if complete else [], 1):
-                try:
-                    fields = json.loads(line.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    raise MitigationError(f"journal {path} is damaged at line {number}") from None
-                if isinstance(fields, dict):
-                    journal._remember(fields)
+            # Line by line: a rerun of a big run reads a journal of tens of MB, which read whole and split
+            # was held twice over beside the records (issue 17).
+            with open(path, "rb") as handle:
+                for number, line in enumerate(handle, 1):
+                    try:
+                        fields = json.loads(line.decode("utf-8"))
+                    except (UnicodeDecodeError, json.JSONDecodeError):
+                        raise MitigationError(f"journal {path} is damaged at line {number}") from None
+                    if isinstance(fields, dict):
+                        journal._remember(fields)
         # File names that are not UTF-8 are lone surrogates here (surrogateescape); backslashreplace writes
         # them as `\udcXX`, the JSON escape that reads back as the same name (as the reports do).
         journal._handle = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 (closed by close())
@@ -177,6 +180,20 @@ class Journal:
     def field_values(self, step: JournalStep, resource: str, name: str) -> set[Any]:
         """Every value field `name` took in the records of `step` for one resource, whatever their phase."""
         return {r.get(name) for r in self.for_resource(resource) if r.step is step}
+
+
+def _end_of_last_line(handle: IO[bytes], size: int) -> int:
+    """The offset just after the journal's last newline (0 if it has none): where its complete lines end."""
+    end, step = size, 1 << 16
+    while end > 0:
+        start = max(0, end - step)
+        handle.seek(start)
+        block = handle.read(end - start)
+        at = block.rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
 
 
 @contextmanager

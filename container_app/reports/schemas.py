@@ -114,10 +114,19 @@ def read_report_bytes(path: str) -> bytes:
         raise ReportError(f"cannot read report {path}: {exc.strerror or exc}") from exc
 
 
-def parse_report(data: bytes, path: str, schema_name: str) -> dict[str, Any]:
-    """`read_report` for bytes already read (so the bytes validated are the bytes a caller keeps)."""
+def report_text(data: bytes, path: str) -> str:
+    """A report's bytes as text (UTF-8, strictly), or a ReportError saying why they are not."""
     try:
-        document = json.loads(data.decode("utf-8"))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path} is not a JSON report: {exc}") from exc
+
+
+def parse_report(data: bytes | str, path: str, schema_name: str) -> dict[str, Any]:
+    """`read_report` for bytes already read (so the bytes validated are the bytes a caller keeps), or for their
+    text (`report_text`: a caller done with the bytes need not hold them while the document is built)."""
+    try:
+        document = json.loads(data if isinstance(data, str) else data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path} is not a JSON report: {exc}") from exc
     if not isinstance(document, dict):

@@ -77,3 +77,16 @@ def test_done_looks_up_by_resource_and_fields(tmp_path: Path) -> None:
         record = journal_now.for_resource("r2")[0]
         assert (record.step, record.phase, record.get("error")) == (JournalStep.BACKUP, JournalPhase.FAILED, "no")
     reread.close()
+
+
+def test_a_torn_line_longer_than_the_block_read_from_the_end_is_cut_off(tmp_path: Path) -> None:
+    """The end of the last complete line is looked for backwards, 64 KB at a time."""
+    path = tmp_path / "journal.jsonl"
+    whole = json.dumps({"step": "backup", "phase": "done", "resource": "R", "path": "p" * 70_000}) + "\n"
+    torn = whole[:-1] + "x" * 200_000  # no newline: 270 KB, more than four blocks
+    path.write_text(whole + torn, encoding="utf-8")
+    journal = Journal.open(str(path))
+    journal.close()
+    assert path.read_text(encoding="utf-8") == whole
+    [record] = Journal.open(str(path)).done(JournalStep.BACKUP, resource="R")
+    assert record.path == "p" * 70_000
