@@ -122,16 +122,7 @@ class Run:
         report = MitigationReportWriter(out)
         page = HtmlReportWriter(out)
         try:
-            for pending in batches(resources, self.request.keep, self.envelope):
-                results = iter(results_of(pending))
-                for resource, plan in pending:
-                    if plan is None:
-                        page.add(resource)
-                        continue
-                    result = next(results)
-                    log_resource(result, dry_run=dry_run)
-                    page.add(resource, report.add(result))
-                    self.troubled |= result.status in TROUBLED
+            self._add_all(resources, results_of, report, page, dry_run=dry_run)
             e = self.envelope
             head = mitigation_head(e["runId"], e["root"], e["template"], self.request.keep.value, self.report_path,
                                    self.backup_root, journal, dry_run, self.started, executor)
@@ -148,3 +139,18 @@ class Run:
             report.close()
         log_summary({**head, **tail}, report.rows, path)
         return MitigationSummary(path, troubled=self.troubled)
+
+    def _add_all(self, resources: Iterable[dict[str, Any]], results_of: Any, report: MitigationReportWriter,
+                 page: HtmlReportWriter, *, dry_run: bool) -> None:
+        """Every resource's result into the report and the page. A function of its own, so that the last
+        batch (its surveyed resources, plans and results) is let go before the report is written."""
+        for pending in batches(resources, self.request.keep, self.envelope):
+            results = iter(results_of(pending))
+            for resource, plan in pending:
+                if plan is None:
+                    page.add(resource)
+                    continue
+                result = next(results)
+                log_resource(result, dry_run=dry_run)
+                page.add(resource, report.add(result))
+                self.troubled |= result.status in TROUBLED

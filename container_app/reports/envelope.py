@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -50,6 +50,10 @@ class EnvelopeWriter:
 
     def add(self, *resource_json: str) -> None:
         """Write one resource, given as compact JSON text (`compact_json`), perhaps in pieces to write in turn."""
+        self.add_pieces(resource_json)
+
+    def add_pieces(self, resource_json: Iterable[str]) -> None:
+        """`add`, with the text's pieces taken one at a time (from a file, say)."""
         if self.resources_written:
             self._handle.write(",\n")
         elif not self._layout.break_when_empty:

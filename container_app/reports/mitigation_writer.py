@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from container_app.core.outcomes import ResourceResult
@@ -20,6 +20,8 @@ from container_app.reports.envelope import MITIGATION_LAYOUT, EnvelopeWriter, co
 from container_app.reports.mitigation import MitigationTotals, mitigation_resource_document, summary_row
 from container_app.reports.schemas import MITIGATION_SCHEMA, validate
 from container_app.support.fsutil import SaveFile
+
+_PIECE = 1 << 20
 
 
 class MitigationReportWriter:
@@ -48,9 +50,22 @@ class MitigationReportWriter:
         self._lines.seek(0)
         with SaveFile(path) as handle:
             writer = EnvelopeWriter(handle, head, MITIGATION_LAYOUT)
-            for line in self._lines:
-                writer.add(line[:-1])
+            for _ in range(len(self.rows)):
+                writer.add_pieces(self._pieces())
             writer.close(tail)
+
+    def _pieces(self) -> Iterator[str]:
+        """The next resource's line from the temporary file, a MiB at a time, without its newline (compact JSON
+        holds none): one resource of 36,000 files is a line of ~70 MB, which read whole (and its newline cut
+        off, a copy) was the run's peak (issue 17)."""
+        while True:
+            piece = self._lines.readline(_PIECE)
+            if not piece:
+                raise OSError("the mitigation report's temporary file ends early")
+            if piece.endswith("\n"):
+                yield piece[:-1]
+                return
+            yield piece
 
     def close(self) -> None:
         self._lines.close()
